@@ -1,0 +1,294 @@
+"""The registry's admin site: every model, for registry administrators only.
+
+The admin never writes ``status`` itself. A parcel's status is changed through the
+"change status" fields of its form, which call ``parcel_transition``; buildings move
+through admin actions that call ``building_set_status``; new parcels are created by
+``parcel_create``, which writes their first history row. History is read-only.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.contrib.auth.views import redirect_to_login
+from django.contrib.gis.admin import GISModelAdmin
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
+
+from registry import access, services
+from registry.choices import BuildingStatus
+from registry.errors import RegistryError
+from registry.models import (
+    Building,
+    BuildingStatusChange,
+    Membership,
+    Parcel,
+    ParcelStatusChange,
+    Project,
+)
+from registry.widgets import OfflineMapWidget
+from registry.workflow import TRANSITIONS, Status
+
+
+class RegistryAdminSite(admin.AdminSite):
+    """Admin site open to registry administrators, logged in through the app."""
+
+    site_header = _("Guangming land consolidation registry")
+    site_title = _("Land registry administration")
+    index_title = _("Registry administration")
+
+    def has_permission(self, request) -> bool:
+        """Admit registry administrators only (not merely ``is_staff`` users)."""
+        return access.is_registry_admin(request.user)
+
+    def login(self, request, extra_context=None):
+        """Send visitors to the application's login; refuse logged-in non-admins.
+
+        Redirecting a logged-in user who lacks the role back to the login page
+        would loop, so they get 403 instead.
+        """
+        if request.user.is_authenticated:
+            raise PermissionDenied
+        return redirect_to_login(request.GET.get("next", self.index_url()))
+
+    def index_url(self) -> str:
+        """Return the admin index URL."""
+        return f"/{self.name}/" if self.name != "admin" else "/admin/"
+
+
+admin_site = RegistryAdminSite(name="admin")
+
+
+class RegistryAdminOnly:
+    """Grant every admin permission from the registry-admin role, not Django perms."""
+
+    def has_module_permission(self, request) -> bool:
+        return access.is_registry_admin(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_registry_admin(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return access.is_registry_admin(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return access.is_registry_admin(request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return access.is_registry_admin(request.user)
+
+
+class HistoryAdmin(RegistryAdminOnly, admin.ModelAdmin):
+    """Read-only view of an append-only history table."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MapAdmin(RegistryAdminOnly, GISModelAdmin):
+    """GIS admin whose map widget works without internet access."""
+
+    gis_widget = OfflineMapWidget
+
+
+@admin.register(Project, site=admin_site)
+class ProjectAdmin(MapAdmin):
+    list_display = ["code", "name_zh", "name_en", "kind", "street", "planned_area_m2"]
+    list_filter = ["kind", "street", "synthetic"]
+    search_fields = ["code", "name_zh", "name_en"]
+
+
+class ParcelAdminForm(forms.ModelForm):
+    """Parcel form with a status change that goes through the workflow service."""
+
+    new_status = forms.ChoiceField(
+        label=_("Change status to"), required=False, choices=[("", "—")]
+    )
+    reason = forms.CharField(
+        label=_("Reason"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Required when reopening to an earlier stage."),
+    )
+    evidence_ref = forms.CharField(label=_("Evidence reference"), required=False)
+    new_banked_on = forms.DateField(label=_("Banked on"), required=False)
+    new_bank_ref = forms.CharField(label=_("Land bank reference"), required=False)
+
+    class Meta:
+        model = Parcel
+        fields = ["code", "project", "land_class", "street", "geom", "declared_area_m2"]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if self.instance.pk:
+            allowed = TRANSITIONS[Status(self.instance.status)]
+            self.fields["new_status"].choices = [("", "—")] + [
+                (s.value, f"{s.label} ({move.label})") for s, move in allowed.items()
+            ]
+        else:
+            for name in ("new_status", "reason", "evidence_ref", "new_banked_on", "new_bank_ref"):
+                del self.fields[name]
+
+    def clean(self):
+        """Explain a refused status change on the form, before anything is saved."""
+        cleaned = super().clean()
+        target = cleaned.get("new_status")
+        if self.instance.pk and target:
+            refusal = services.transition_refusal(
+                parcel=self.instance,
+                to_status=target,
+                actor=self.user,
+                reason=cleaned.get("reason", ""),
+                banked_on=cleaned.get("new_banked_on"),
+                bank_ref=cleaned.get("new_bank_ref", ""),
+            )
+            if refusal is not None:
+                raise forms.ValidationError(refusal.bilingual)
+        return cleaned
+
+
+@admin.register(Parcel, site=admin_site)
+class ParcelAdmin(MapAdmin):
+    form = ParcelAdminForm
+    list_display = ["code", "project", "land_class", "status", "street", "area_m2"]
+    list_filter = ["project", "land_class", "status", "street", "synthetic"]
+    search_fields = ["code", "bank_ref"]
+    list_select_related = ["project"]
+    readonly_fields = ["status", "area_m2", "banked_on", "bank_ref", "created_at", "updated_at"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+
+        class FormWithUser(form):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, user=request.user, **kw)
+
+        return FormWithUser
+
+    def get_fieldsets(self, request, obj=None):
+        main = (None, {"fields": ["code", "project", "land_class", "street", "geom",
+                                  "declared_area_m2", "area_m2"]})
+        if obj is None:
+            return [main]
+        return [
+            main,
+            (_("Workflow"), {"fields": ["status", "banked_on", "bank_ref", "new_status",
+                                        "reason", "evidence_ref", "new_banked_on",
+                                        "new_bank_ref"]}),
+            (_("Record"), {"fields": ["created_at", "updated_at"]}),
+        ]
+
+    def save_model(self, request, obj, form, change):
+        """Create through ``parcel_create``; change status through the workflow."""
+        data = form.cleaned_data
+        if not change:
+            created = services.parcel_create(
+                code=obj.code,
+                land_class=obj.land_class,
+                geom=obj.geom,
+                actor=request.user,
+                project=obj.project,
+                street=obj.street,
+                declared_area_m2=obj.declared_area_m2,
+            )
+            obj.pk = created.pk
+            return
+        obj.save(update_fields=[*form.Meta.fields, "updated_at"])
+        if data.get("new_status"):
+            services.parcel_transition(
+                parcel=obj,
+                to_status=data["new_status"],
+                actor=request.user,
+                reason=data.get("reason", ""),
+                evidence_ref=data.get("evidence_ref", ""),
+                banked_on=data.get("new_banked_on"),
+                bank_ref=data.get("new_bank_ref", ""),
+            )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Parcels carry evidence; they are never deleted through the app.
+        return False
+
+
+def _building_action(target: BuildingStatus):
+    def action(modeladmin, request, queryset):
+        done = 0
+        for building in queryset.order_by("pk"):
+            try:
+                services.building_set_status(
+                    building=building, to_status=target, actor=request.user
+                )
+                done += 1
+            except RegistryError as error:
+                modeladmin.message_user(request, error.bilingual, messages.ERROR)
+        if done:
+            modeladmin.message_user(
+                request,
+                _("%(count)s building(s) marked “%(status)s”.")
+                % {"count": done, "status": target.label},
+                messages.SUCCESS,
+            )
+
+    action.__name__ = f"mark_{target.value}"
+    action.short_description = _("Mark selected buildings “%(status)s”") % {
+        "status": target.label
+    }
+    return action
+
+
+@admin.register(Building, site=admin_site)
+class BuildingAdmin(MapAdmin):
+    list_display = ["code", "parcel", "floors", "floor_area_m2", "legality", "owner_group", "status"]
+    list_filter = ["parcel__project", "parcel__land_class", "status", "legality", "owner_group"]
+    search_fields = ["code", "parcel__code"]
+    raw_id_fields = ["parcel"]
+    readonly_fields = ["status"]
+    actions = [
+        _building_action(BuildingStatus.SIGNED),
+        _building_action(BuildingStatus.VACATED),
+        _building_action(BuildingStatus.DEMOLISHED),
+    ]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ParcelStatusChange, site=admin_site)
+class ParcelStatusChangeAdmin(HistoryAdmin):
+    list_display = ["parcel", "move", "from_status", "to_status", "actor", "at"]
+    list_filter = ["parcel__project", "parcel__land_class", "to_status", "move"]
+    search_fields = ["parcel__code", "reason", "evidence_ref"]
+    date_hierarchy = "at"
+    list_select_related = ["parcel", "actor"]
+
+
+@admin.register(BuildingStatusChange, site=admin_site)
+class BuildingStatusChangeAdmin(HistoryAdmin):
+    list_display = ["building", "from_status", "to_status", "actor", "at"]
+    list_filter = ["building__parcel__project", "to_status"]
+    search_fields = ["building__code"]
+    list_select_related = ["building", "actor"]
+
+
+@admin.register(Membership, site=admin_site)
+class MembershipAdmin(RegistryAdminOnly, admin.ModelAdmin):
+    list_display = ["user", "role", "project"]
+    list_filter = ["role", "project"]
+    search_fields = ["user__username"]
+
+
+@admin.register(User, site=admin_site)
+class RegistryUserAdmin(RegistryAdminOnly, UserAdmin):
+    pass
+
+
+@admin.register(Group, site=admin_site)
+class RegistryGroupAdmin(RegistryAdminOnly, GroupAdmin):
+    pass

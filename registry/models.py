@@ -1,0 +1,372 @@
+"""What the registry stores: projects, parcels, buildings, their history, and roles.
+
+Invariants the database can enforce live here as constraints, so that no writer
+(the ORM, a raw ``COPY``, a psql session) can break them: status and class values,
+valid non-empty geometry, a banked parcel's bank reference. Rules about *how* rows
+may change (the workflow, who may do what) live in ``registry/services.py``.
+"""
+
+from django.conf import settings
+from django.contrib.gis.db import models
+from django.db.models import F, Func, Q
+from django.db.models.lookups import Exact
+from django.utils.translation import gettext_lazy as _
+
+from registry.choices import (
+    PROJECT_ROLES,
+    BuildingStatus,
+    LandClass,
+    Legality,
+    OwnerGroup,
+    ProjectKind,
+    Role,
+    Street,
+)
+from registry.workflow import Move, Status
+from spatial.crs import STORAGE_SRID
+
+
+def _is_not_empty(field: str) -> Exact:
+    """Return a boolean expression true when the geometry in ``field`` has area."""
+    return Exact(
+        Func(F(field), function="ST_IsEmpty", output_field=models.BooleanField()),
+        False,
+    )
+
+
+def _geometry_constraints(prefix: str, field: str) -> list[models.CheckConstraint]:
+    """Return the checks that keep ``field`` a valid, non-empty geometry."""
+    return [
+        models.CheckConstraint(
+            condition=Q(**{f"{field}__isvalid": True}),
+            name=f"{prefix}_{field}_valid",
+            violation_error_message=_("The geometry is not valid."),
+        ),
+        models.CheckConstraint(
+            condition=_is_not_empty(field),
+            name=f"{prefix}_{field}_not_empty",
+            violation_error_message=_("The geometry is empty."),
+        ),
+    ]
+
+
+def _choice_constraint(prefix: str, field: str, choices) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__in": choices.values}),
+        name=f"{prefix}_{field}_known",
+    )
+
+
+class Project(models.Model):
+    """A consolidation project (整备项目), carried out by one street office."""
+
+    code = models.CharField(_("code"), max_length=16, unique=True)
+    name_zh = models.CharField(_("Chinese name"), max_length=100)
+    name_en = models.CharField(_("English name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=24, choices=ProjectKind.choices)
+    street = models.CharField(_("street"), max_length=16, choices=Street.choices)
+    boundary = models.MultiPolygonField(_("boundary"), srid=STORAGE_SRID)
+    planned_area_m2 = models.FloatField(_("published planned area (m²)"))
+    start_date = models.DateField(_("start date"), null=True, blank=True)
+    target_date = models.DateField(_("target date"), null=True, blank=True)
+    synthetic = models.BooleanField(
+        _("synthetic demo data"),
+        default=False,
+        help_text=_("Generated for demonstration; not real survey data."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
+        ordering = ["code"]
+        constraints = [
+            _choice_constraint("project", "kind", ProjectKind),
+            _choice_constraint("project", "street", Street),
+            *_geometry_constraints("project", "boundary"),
+            models.CheckConstraint(
+                condition=Q(planned_area_m2__gt=0), name="project_planned_area_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(target_date__isnull=True)
+                | Q(start_date__isnull=True)
+                | Q(target_date__gte=F("start_date")),
+                name="project_target_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name_zh}"
+
+
+class Parcel(models.Model):
+    """A parcel of land (地块) of one land class, moving through the workflow.
+
+    ``area_m2`` is a generated column, ``ST_Area(geom)`` computed by PostgreSQL on
+    every insert and update, so the figure every statistic sums can never drift
+    from the geometry, whoever wrote the row. ``status`` is written only by
+    ``registry.services``, which appends a ``ParcelStatusChange`` in the same
+    transaction.
+    """
+
+    code = models.CharField(_("parcel code"), max_length=40)
+    project = models.ForeignKey(
+        Project,
+        verbose_name=_("project"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="parcels",
+    )
+    land_class = models.CharField(
+        _("land class"), max_length=24, choices=LandClass.choices
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.SURVEYED
+    )
+    street = models.CharField(
+        _("street"), max_length=16, choices=Street.choices, blank=True
+    )
+    geom = models.MultiPolygonField(_("geometry"), srid=STORAGE_SRID)
+    area_m2 = models.GeneratedField(
+        expression=Func(F("geom"), function="ST_Area", output_field=models.FloatField()),
+        output_field=models.FloatField(),
+        db_persist=True,
+        verbose_name=_("area (m²)"),
+    )
+    declared_area_m2 = models.FloatField(
+        _("declared area (m²)"), null=True, blank=True
+    )
+    banked_on = models.DateField(_("banked on"), null=True, blank=True)
+    bank_ref = models.CharField(_("land bank reference"), max_length=40, blank=True)
+    synthetic = models.BooleanField(_("synthetic demo data"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("parcel")
+        verbose_name_plural = _("parcels")
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["code"], name="parcel_code_unique"),
+            _choice_constraint("parcel", "land_class", LandClass),
+            _choice_constraint("parcel", "status", Status),
+            models.CheckConstraint(
+                condition=Q(street="") | Q(street__in=Street.values),
+                name="parcel_street_known",
+            ),
+            *_geometry_constraints("parcel", "geom"),
+            models.CheckConstraint(
+                condition=Q(declared_area_m2__isnull=True) | Q(declared_area_m2__gt=0),
+                name="parcel_declared_area_positive",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=Status.BANKED)
+                | (Q(banked_on__isnull=False) & ~Q(bank_ref="")),
+                name="parcel_banked_has_reference",
+                violation_error_message=_(
+                    "A banked parcel needs a banking date and a land bank reference."
+                ),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "status"], name="parcel_project_status"),
+            models.Index(fields=["land_class"], name="parcel_land_class"),
+            models.Index(fields=["updated_at"], name="parcel_updated_at"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Building(models.Model):
+    """A building standing on a parcel; clearing the parcel waits for all of them."""
+
+    code = models.CharField(_("building code"), max_length=48)
+    parcel = models.ForeignKey(
+        Parcel,
+        verbose_name=_("parcel"),
+        on_delete=models.PROTECT,
+        related_name="buildings",
+    )
+    footprint = models.MultiPolygonField(_("footprint"), srid=STORAGE_SRID)
+    floors = models.PositiveSmallIntegerField(_("floors"))
+    floor_area_m2 = models.FloatField(_("floor area (m²)"))
+    legality = models.CharField(
+        _("legality"), max_length=24, choices=Legality.choices, default=Legality.UNKNOWN
+    )
+    owner_group = models.CharField(
+        _("owner group"), max_length=24, choices=OwnerGroup.choices
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=BuildingStatus.choices,
+        default=BuildingStatus.UNSIGNED,
+    )
+    synthetic = models.BooleanField(_("synthetic demo data"), default=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("building")
+        verbose_name_plural = _("buildings")
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["code"], name="building_code_unique"),
+            _choice_constraint("building", "legality", Legality),
+            _choice_constraint("building", "owner_group", OwnerGroup),
+            _choice_constraint("building", "status", BuildingStatus),
+            *_geometry_constraints("building", "footprint"),
+            models.CheckConstraint(
+                condition=Q(floors__gte=1), name="building_floors_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(floor_area_m2__gt=0), name="building_floor_area_positive"
+            ),
+        ]
+        indexes = [models.Index(fields=["parcel", "status"], name="building_parcel")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class ParcelStatusChange(models.Model):
+    """One step of a parcel's history: append-only evidence of who moved it, when.
+
+    Rows are written by ``registry.services`` in the same transaction as the change,
+    with the parcel row locked, so the history and the parcel never disagree and two
+    concurrent changes cannot both be recorded against the same starting status.
+    A database trigger (migration 0002) refuses UPDATE and DELETE: the history is
+    evidence in compensation disputes and no role may rewrite it.
+    """
+
+    parcel = models.ForeignKey(
+        Parcel,
+        verbose_name=_("parcel"),
+        on_delete=models.PROTECT,
+        related_name="history",
+    )
+    move = models.CharField(_("move"), max_length=8, choices=Move.choices)
+    from_status = models.CharField(
+        _("from status"), max_length=16, choices=Status.choices, blank=True
+    )
+    to_status = models.CharField(_("to status"), max_length=16, choices=Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    at = models.DateTimeField(_("at"))
+    reason = models.TextField(_("reason"), blank=True)
+    evidence_ref = models.CharField(_("evidence reference"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("parcel status change")
+        verbose_name_plural = _("parcel status changes")
+        ordering = ["parcel_id", "at", "pk"]
+        constraints = [
+            _choice_constraint("parcelstatuschange", "move", Move),
+            models.CheckConstraint(
+                condition=Q(from_status="") | Q(from_status__in=Status.values),
+                name="parcelstatuschange_from_known",
+            ),
+            _choice_constraint("parcelstatuschange", "to_status", Status),
+            models.CheckConstraint(
+                condition=~Q(move=Move.REOPEN) | ~Q(reason=""),
+                name="parcelstatuschange_reopen_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=Q(move=Move.CREATE, from_status="")
+                | (~Q(move=Move.CREATE) & ~Q(from_status="")),
+                name="parcelstatuschange_from_matches_move",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["parcel", "at"], name="parcel_history_parcel_at"),
+            models.Index(fields=["to_status", "at"], name="parcel_history_status_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.parcel_id}: {self.from_status or '∅'} → {self.to_status}"
+
+
+class BuildingStatusChange(models.Model):
+    """One step of a building's progress, append-only like the parcel history."""
+
+    building = models.ForeignKey(
+        Building,
+        verbose_name=_("building"),
+        on_delete=models.PROTECT,
+        related_name="history",
+    )
+    from_status = models.CharField(
+        _("from status"), max_length=16, choices=BuildingStatus.choices
+    )
+    to_status = models.CharField(
+        _("to status"), max_length=16, choices=BuildingStatus.choices
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    at = models.DateTimeField(_("at"))
+    reason = models.TextField(_("reason"), blank=True)
+
+    class Meta:
+        verbose_name = _("building status change")
+        verbose_name_plural = _("building status changes")
+        ordering = ["building_id", "at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.building_id}: {self.from_status} → {self.to_status}"
+
+
+class Membership(models.Model):
+    """A user's role; surveyors and case officers hold it for one project each.
+
+    District-wide roles (planner, analyst, registry admin) have no project; the
+    database refuses a project-scoped role without a project and the reverse.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="memberships",
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    project = models.ForeignKey(
+        Project,
+        verbose_name=_("project"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+    )
+
+    class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [
+            _choice_constraint("membership", "role", Role),
+            models.UniqueConstraint(
+                fields=["user", "role", "project"],
+                nulls_distinct=False,
+                name="membership_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=[r.value for r in PROJECT_ROLES], project__isnull=False)
+                | (~Q(role__in=[r.value for r in PROJECT_ROLES]) & Q(project__isnull=True)),
+                name="membership_project_matches_role",
+                violation_error_message=_(
+                    "Surveyors and case officers need a project; other roles have none."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.project.code if self.project_id else "*"
+        return f"{self.user} · {self.get_role_display()} · {scope}"

@@ -1,0 +1,353 @@
+"""Every write to the registry that spans rows or leaves history.
+
+Views, the admin, importers and commands all call these functions; none of them
+writes ``status`` or history rows itself. Each function checks the actor's role and
+project, runs in one transaction, re-reads the rows it changes with
+``SELECT ... FOR UPDATE`` and writes the history row in that same transaction (the
+pattern healthchecks uses for its flips): two officers acting on one parcel at once
+are serialised by the row lock, and the second sees the first's result.
+"""
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.gis.geos import GEOSGeometry, MultiPolygon
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from registry import access
+from registry.choices import BUILDING_DONE_STATUSES, BuildingStatus, LandClass
+from registry.errors import (
+    BulkTransitionRefused,
+    PermissionRefused,
+    RegistryError,
+    TransitionRefused,
+)
+from registry.models import (
+    Building,
+    BuildingStatusChange,
+    Parcel,
+    ParcelStatusChange,
+    Project,
+)
+from registry.workflow import Move, Status, move_between
+from spatial.crs import STORAGE_SRID
+
+# Buildings advance one step at a time too; they never go back by themselves.
+BUILDING_NEXT = {
+    BuildingStatus.UNSIGNED: BuildingStatus.SIGNED,
+    BuildingStatus.SIGNED: BuildingStatus.VACATED,
+    BuildingStatus.VACATED: BuildingStatus.DEMOLISHED,
+}
+
+
+def parcel_create(
+    *,
+    code: str,
+    land_class: str,
+    geom: GEOSGeometry,
+    actor: AbstractBaseUser,
+    project: Project | None = None,
+    street: str = "",
+    declared_area_m2: float | None = None,
+    reason: str = "",
+) -> Parcel:
+    """Register a new parcel in ``surveyed`` and record its creation in the history."""
+    if not access.can_import(actor, project):
+        raise PermissionRefused(
+            _("You may not register parcels in project %(project)s."),
+            project=project.code if project else "—",
+        )
+    if land_class not in LandClass.values:
+        raise TransitionRefused(_("Unknown land class “%(value)s”."), value=land_class)
+    with transaction.atomic():
+        parcel = Parcel.objects.create(
+            code=code,
+            project=project,
+            land_class=land_class,
+            street=street or (project.street if project else ""),
+            geom=_as_storage_multipolygon(geom),
+            declared_area_m2=declared_area_m2,
+        )
+        ParcelStatusChange.objects.create(
+            parcel=parcel,
+            move=Move.CREATE,
+            from_status="",
+            to_status=Status.SURVEYED,
+            actor=actor,
+            at=timezone.now(),
+            reason=reason,
+        )
+    parcel.refresh_from_db(fields=["area_m2"])
+    return parcel
+
+
+def parcel_transition(
+    *,
+    parcel: Parcel,
+    to_status: str,
+    actor: AbstractBaseUser,
+    reason: str = "",
+    evidence_ref: str = "",
+    banked_on: date | None = None,
+    bank_ref: str = "",
+) -> ParcelStatusChange:
+    """Move one parcel to ``to_status`` and append the change to its history.
+
+    Raise ``PermissionRefused`` or ``TransitionRefused`` (nothing changed) when the
+    actor may not make the move or the workflow does not allow it.
+    """
+    with transaction.atomic():
+        locked = Parcel.objects.select_for_update().get(pk=parcel.pk)
+        refusal = transition_refusal(
+            parcel=locked,
+            to_status=to_status,
+            actor=actor,
+            reason=reason,
+            banked_on=banked_on,
+            bank_ref=bank_ref,
+        )
+        if refusal is not None:
+            raise refusal
+        change = _apply(
+            locked,
+            to_status=to_status,
+            actor=actor,
+            at=timezone.now(),
+            reason=reason,
+            evidence_ref=evidence_ref,
+            banked_on=banked_on,
+            bank_ref=bank_ref,
+        )
+        locked.save(update_fields=["status", "banked_on", "bank_ref", "updated_at"])
+        change.save()
+    _copy_status(locked, into=parcel)
+    return change
+
+
+def parcel_transition_bulk(
+    *,
+    parcels: Iterable[Parcel | int],
+    to_status: str,
+    actor: AbstractBaseUser,
+    reason: str = "",
+    evidence_ref: str = "",
+    banked_on: date | None = None,
+    bank_ref: str = "",
+) -> list[ParcelStatusChange]:
+    """Move many parcels to ``to_status`` at once: all of them, or none.
+
+    Every parcel is checked as ``parcel_transition`` would; if any is refused,
+    ``BulkTransitionRefused`` lists each refused parcel with its reason and nothing
+    is written. One history row is appended per parcel.
+    """
+    ids = sorted({p.pk if isinstance(p, Parcel) else int(p) for p in parcels})
+    with transaction.atomic():
+        # Lock in primary-key order so that two bulk changes over overlapping sets
+        # wait for each other instead of deadlocking.
+        locked = list(Parcel.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+        missing = set(ids) - {p.pk for p in locked}
+        if missing:
+            raise TransitionRefused(
+                _("No parcel with id %(ids)s."), ids=", ".join(map(str, sorted(missing)))
+            )
+        refusals = [
+            (p.code, refusal)
+            for p in locked
+            if (
+                refusal := transition_refusal(
+                    parcel=p,
+                    to_status=to_status,
+                    actor=actor,
+                    reason=reason,
+                    banked_on=banked_on,
+                    bank_ref=bank_ref,
+                )
+            )
+            is not None
+        ]
+        if refusals:
+            raise BulkTransitionRefused(
+                _("%(refused)s of %(total)s parcels were refused; nothing was changed."),
+                refusals=refusals,
+                refused=len(refusals),
+                total=len(locked),
+            )
+        now = timezone.now()
+        changes = [
+            _apply(
+                p,
+                to_status=to_status,
+                actor=actor,
+                at=now,
+                reason=reason,
+                evidence_ref=evidence_ref,
+                banked_on=banked_on,
+                bank_ref=bank_ref,
+            )
+            for p in locked
+        ]
+        for p in locked:
+            p.updated_at = now
+        Parcel.objects.bulk_update(
+            locked, ["status", "banked_on", "bank_ref", "updated_at"], batch_size=2000
+        )
+        ParcelStatusChange.objects.bulk_create(changes, batch_size=2000)
+    return changes
+
+
+def transition_refusal(
+    *,
+    parcel: Parcel,
+    to_status: str,
+    actor: AbstractBaseUser,
+    reason: str = "",
+    banked_on: date | None = None,
+    bank_ref: str = "",
+) -> RegistryError | None:
+    """Return why ``actor`` may not move ``parcel`` to ``to_status``, or None.
+
+    Read-only; forms call it to explain a refusal before anything is submitted,
+    the writers above call it again under the row lock.
+    """
+    if to_status not in Status.values:
+        return TransitionRefused(_("Unknown status “%(value)s”."), value=to_status)
+    current, target = Status(parcel.status), Status(to_status)
+    labels = {"code": parcel.code, "current": current.label, "target": target.label}
+    if current == target:
+        return TransitionRefused(_("Parcel %(code)s is already “%(current)s”."), **labels)
+    move = move_between(current, target)
+    if move is None:
+        return TransitionRefused(
+            _(
+                "Parcel %(code)s cannot go from “%(current)s” to “%(target)s”: "
+                "the workflow advances one stage at a time."
+            ),
+            **labels,
+        )
+    if not access.can_change_status(actor, parcel.project_id, current, target):
+        return PermissionRefused(
+            _("You may not move parcel %(code)s from “%(current)s” to “%(target)s”."),
+            **labels,
+        )
+    if move == Move.REOPEN and not reason.strip():
+        return TransitionRefused(
+            _("Reopening parcel %(code)s to “%(target)s” needs a reason."), **labels
+        )
+    if target == Status.CLEARED:
+        open_buildings = list(
+            parcel.buildings.exclude(status__in=BUILDING_DONE_STATUSES)
+            .order_by("code")
+            .values_list("code", flat=True)
+        )
+        if open_buildings:
+            return TransitionRefused(
+                _(
+                    "Parcel %(code)s cannot be cleared: %(count)s building(s) are "
+                    "neither vacated nor demolished (%(buildings)s)."
+                ),
+                count=len(open_buildings),
+                buildings=", ".join(open_buildings[:10])
+                + ("…" if len(open_buildings) > 10 else ""),
+                **labels,
+            )
+    if target == Status.BANKED and (banked_on is None or not bank_ref.strip()):
+        return TransitionRefused(
+            _(
+                "Parcel %(code)s needs a banking date and a land bank reference "
+                "to enter the land bank."
+            ),
+            **labels,
+        )
+    return None
+
+
+def building_set_status(
+    *,
+    building: Building,
+    to_status: str,
+    actor: AbstractBaseUser,
+    reason: str = "",
+) -> BuildingStatusChange:
+    """Record that a building was signed, vacated or demolished (one step forward)."""
+    with transaction.atomic():
+        locked = (
+            Building.objects.select_for_update()
+            .select_related("parcel")
+            .get(pk=building.pk)
+        )
+        if not access.can_change_buildings(actor, locked.parcel.project_id):
+            raise PermissionRefused(
+                _("You may not change building %(code)s."), code=locked.code
+            )
+        current = BuildingStatus(locked.status)
+        if BUILDING_NEXT.get(current) != to_status:
+            raise TransitionRefused(
+                _("Building %(code)s cannot go from “%(current)s” to “%(target)s”."),
+                code=locked.code,
+                current=current.label,
+                target=BuildingStatus(to_status).label
+                if to_status in BuildingStatus.values
+                else to_status,
+            )
+        change = BuildingStatusChange.objects.create(
+            building=locked,
+            from_status=current,
+            to_status=to_status,
+            actor=actor,
+            at=timezone.now(),
+            reason=reason,
+        )
+        locked.status = to_status
+        locked.save(update_fields=["status", "updated_at"])
+    building.status = locked.status
+    return change
+
+
+def _apply(
+    parcel: Parcel,
+    *,
+    to_status: str,
+    actor: AbstractBaseUser,
+    at: datetime,
+    reason: str,
+    evidence_ref: str,
+    banked_on: date | None,
+    bank_ref: str,
+) -> ParcelStatusChange:
+    """Change ``parcel`` in memory and return its (unsaved) history row."""
+    change = ParcelStatusChange(
+        parcel=parcel,
+        move=move_between(parcel.status, to_status),
+        from_status=parcel.status,
+        to_status=to_status,
+        actor=actor,
+        at=at,
+        reason=reason.strip(),
+        evidence_ref=evidence_ref.strip(),
+    )
+    parcel.status = to_status
+    if to_status == Status.BANKED:
+        parcel.banked_on, parcel.bank_ref = banked_on, bank_ref.strip()
+    else:
+        # Reopening a banked parcel takes it out of the bank: the old reference stays
+        # in the history, not on the parcel.
+        parcel.banked_on, parcel.bank_ref = None, ""
+    return change
+
+
+def _copy_status(source: Parcel, *, into: Parcel) -> None:
+    for field in ("status", "banked_on", "bank_ref", "updated_at"):
+        setattr(into, field, getattr(source, field))
+
+
+def _as_storage_multipolygon(geom: GEOSGeometry) -> MultiPolygon:
+    """Return ``geom`` as a MultiPolygon in the storage SRID."""
+    if geom.srid and geom.srid != STORAGE_SRID:
+        geom = geom.transform(STORAGE_SRID, clone=True)
+    if geom.geom_type == "Polygon":
+        geom = MultiPolygon(geom, srid=STORAGE_SRID)
+    geom.srid = STORAGE_SRID
+    return geom

@@ -1,0 +1,1 @@
+"""Geometry and CRS shared by every part of the registry."""
