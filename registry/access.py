@@ -24,7 +24,10 @@ def roles_of(user: User) -> set[Role]:
     """Return every role the user holds, in any project."""
     if not user.is_authenticated or not user.is_active:
         return set()
-    roles = {Role(r) for r in Membership.objects.filter(user=user).values_list("role", flat=True)}
+    roles = {
+        Role(r)
+        for r in Membership.objects.filter(user=user).values_list("role", flat=True)
+    }
     if user.is_superuser:
         roles.add(Role.REGISTRY_ADMIN)
     return roles
@@ -40,7 +43,9 @@ def has_project_role(user: User, role: Role, project: Project | int | None) -> b
     if project is None or not user.is_authenticated or not user.is_active:
         return False
     project_id = project.pk if isinstance(project, Project) else project
-    return Membership.objects.filter(user=user, role=role, project_id=project_id).exists()
+    return Membership.objects.filter(
+        user=user, role=role, project_id=project_id
+    ).exists()
 
 
 def can_read_registry(user: User) -> bool:

@@ -133,7 +133,13 @@ class ParcelAdminForm(forms.ModelForm):
                 (s.value, f"{s.label} ({move.label})") for s, move in allowed.items()
             ]
         else:
-            for name in ("new_status", "reason", "evidence_ref", "new_banked_on", "new_bank_ref"):
+            for name in (
+                "new_status",
+                "reason",
+                "evidence_ref",
+                "new_banked_on",
+                "new_bank_ref",
+            ):
                 del self.fields[name]
 
     def clean(self):
@@ -161,7 +167,14 @@ class ParcelAdmin(MapAdmin):
     list_filter = ["project", "land_class", "status", "street", "synthetic"]
     search_fields = ["code", "bank_ref"]
     list_select_related = ["project"]
-    readonly_fields = ["status", "area_m2", "banked_on", "bank_ref", "created_at", "updated_at"]
+    readonly_fields = [
+        "status",
+        "area_m2",
+        "banked_on",
+        "bank_ref",
+        "created_at",
+        "updated_at",
+    ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -173,15 +186,39 @@ class ParcelAdmin(MapAdmin):
         return FormWithUser
 
     def get_fieldsets(self, request, obj=None):
-        main = (None, {"fields": ["code", "project", "land_class", "street", "geom",
-                                  "declared_area_m2", "area_m2"]})
+        main = (
+            None,
+            {
+                "fields": [
+                    "code",
+                    "project",
+                    "land_class",
+                    "street",
+                    "geom",
+                    "declared_area_m2",
+                    "area_m2",
+                ]
+            },
+        )
         if obj is None:
             return [main]
         return [
             main,
-            (_("Workflow"), {"fields": ["status", "banked_on", "bank_ref", "new_status",
-                                        "reason", "evidence_ref", "new_banked_on",
-                                        "new_bank_ref"]}),
+            (
+                _("Workflow"),
+                {
+                    "fields": [
+                        "status",
+                        "banked_on",
+                        "bank_ref",
+                        "new_status",
+                        "reason",
+                        "evidence_ref",
+                        "new_banked_on",
+                        "new_bank_ref",
+                    ]
+                },
+            ),
             (_("Record"), {"fields": ["created_at", "updated_at"]}),
         ]
 
@@ -245,8 +282,22 @@ def _building_action(target: BuildingStatus):
 
 @admin.register(Building, site=admin_site)
 class BuildingAdmin(MapAdmin):
-    list_display = ["code", "parcel", "floors", "floor_area_m2", "legality", "owner_group", "status"]
-    list_filter = ["parcel__project", "parcel__land_class", "status", "legality", "owner_group"]
+    list_display = [
+        "code",
+        "parcel",
+        "floors",
+        "floor_area_m2",
+        "legality",
+        "owner_group",
+        "status",
+    ]
+    list_filter = [
+        "parcel__project",
+        "parcel__land_class",
+        "status",
+        "legality",
+        "owner_group",
+    ]
     search_fields = ["code", "parcel__code"]
     raw_id_fields = ["parcel"]
     readonly_fields = ["status"]

@@ -129,14 +129,14 @@ class Parcel(models.Model):
     )
     geom = models.MultiPolygonField(_("geometry"), srid=STORAGE_SRID)
     area_m2 = models.GeneratedField(
-        expression=Func(F("geom"), function="ST_Area", output_field=models.FloatField()),
+        expression=Func(
+            F("geom"), function="ST_Area", output_field=models.FloatField()
+        ),
         output_field=models.FloatField(),
         db_persist=True,
         verbose_name=_("area (m²)"),
     )
-    declared_area_m2 = models.FloatField(
-        _("declared area (m²)"), null=True, blank=True
-    )
+    declared_area_m2 = models.FloatField(_("declared area (m²)"), null=True, blank=True)
     banked_on = models.DateField(_("banked on"), null=True, blank=True)
     bank_ref = models.CharField(_("land bank reference"), max_length=40, blank=True)
     synthetic = models.BooleanField(_("synthetic demo data"), default=False)
@@ -358,8 +358,13 @@ class Membership(models.Model):
                 name="membership_unique",
             ),
             models.CheckConstraint(
-                condition=Q(role__in=[r.value for r in PROJECT_ROLES], project__isnull=False)
-                | (~Q(role__in=[r.value for r in PROJECT_ROLES]) & Q(project__isnull=True)),
+                condition=Q(
+                    role__in=[r.value for r in PROJECT_ROLES], project__isnull=False
+                )
+                | (
+                    ~Q(role__in=[r.value for r in PROJECT_ROLES])
+                    & Q(project__isnull=True)
+                ),
                 name="membership_project_matches_role",
                 violation_error_message=_(
                     "Surveyors and case officers need a project; other roles have none."

@@ -147,11 +147,14 @@ def parcel_transition_bulk(
     with transaction.atomic():
         # Lock in primary-key order so that two bulk changes over overlapping sets
         # wait for each other instead of deadlocking.
-        locked = list(Parcel.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+        locked = list(
+            Parcel.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+        )
         missing = set(ids) - {p.pk for p in locked}
         if missing:
             raise TransitionRefused(
-                _("No parcel with id %(ids)s."), ids=", ".join(map(str, sorted(missing)))
+                _("No parcel with id %(ids)s."),
+                ids=", ".join(map(str, sorted(missing))),
             )
         refusals = [
             (p.code, refusal)
@@ -170,7 +173,10 @@ def parcel_transition_bulk(
         ]
         if refusals:
             raise BulkTransitionRefused(
-                _("%(refused)s of %(total)s parcels were refused; nothing was changed."),
+                _(
+                    "%(refused)s of %(total)s parcels were refused; "
+                    "nothing was changed."
+                ),
                 refusals=refusals,
                 refused=len(refusals),
                 total=len(locked),
@@ -217,7 +223,9 @@ def transition_refusal(
     current, target = Status(parcel.status), Status(to_status)
     labels = {"code": parcel.code, "current": current.label, "target": target.label}
     if current == target:
-        return TransitionRefused(_("Parcel %(code)s is already “%(current)s”."), **labels)
+        return TransitionRefused(
+            _("Parcel %(code)s is already “%(current)s”."), **labels
+        )
     move = move_between(current, target)
     if move is None:
         return TransitionRefused(

@@ -15,5 +15,8 @@ def home(request):
     return render(
         request,
         "registry/home.html",
-        {"overview": selectors.project_overview(), "roles": access.roles_of(request.user)},
+        {
+            "overview": selectors.project_overview(),
+            "roles": access.roles_of(request.user),
+        },
     )

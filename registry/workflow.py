@@ -38,7 +38,7 @@ CLEARED_STATUSES: frozenset[Status] = frozenset({Status.CLEARED, Status.BANKED})
 # Forward: exactly the next stage. Back: any earlier stage, as a reopen.
 TRANSITIONS: dict[Status, dict[Status, Move]] = {
     current: {
-        **{earlier: Move.REOPEN for earlier in ORDER[:index]},
+        **dict.fromkeys(ORDER[:index], Move.REOPEN),
         **({ORDER[index + 1]: Move.ADVANCE} if index + 1 < len(ORDER) else {}),
     }
     for index, current in enumerate(ORDER)

@@ -23,4 +23,6 @@ def transformer(source: int | str, target: int | str) -> Transformer:
     ``always_xy`` matters: EPSG:4326 and EPSG:4490 are latitude-first by definition,
     and every caller here thinks in easting/northing or longitude/latitude.
     """
-    return Transformer.from_crs(CRS.from_user_input(source), CRS.from_user_input(target), always_xy=True)
+    return Transformer.from_crs(
+        CRS.from_user_input(source), CRS.from_user_input(target), always_xy=True
+    )

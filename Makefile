@@ -1,0 +1,60 @@
+# The README's commands. `make demo` and `make test` each set up everything they
+# need from nothing, and are safe (and quick) to re-run.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SCALE ?= 1
+export DJANGO_SETTINGS_MODULE := config.settings
+
+.PHONY: help setup system venv messages migrate demo serve test lint format vendor
+
+help:
+	@echo "make demo   set everything up, load the demo data, serve on http://$(HOST):$(PORT)"
+	@echo "make test   set everything up, then migrations check, ruff and the whole test suite"
+
+system:
+	scripts/setup-system.sh
+
+# Reinstall only when pyproject.toml changed since the last install.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+messages: venv
+	$(MANAGE) compilemessages --ignore '.venv' --verbosity 0
+
+migrate: system venv
+	$(MANAGE) migrate --no-input
+
+setup: system venv messages migrate
+
+demo: setup
+	$(MANAGE) collectstatic --no-input --verbosity 0
+	$(MANAGE) load_demo --scale $(SCALE)
+	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/). Ctrl-C stops."
+	$(VENV)/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile -
+
+test: setup
+	$(MANAGE) makemigrations --check --dry-run
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,73 @@
+"""Personas of the registry and the projects they work in.
+
+Surveyors and case officers hold their role in ``project``; ``other_project`` is a
+second project with its own case officer. Planners, analysts and the registry
+admin are district-wide. The admin holds the role through a ``Membership``, not as
+a Django superuser, so the tests exercise the role itself.
+"""
+
+import pytest
+from django.test import Client
+
+from registry.choices import Role
+from tests.factories import ProjectFactory, UserFactory, user_with_role
+
+
+@pytest.fixture
+def project(db):
+    return ProjectFactory(code="GM-SC", name_zh="光明科学城启动区")
+
+
+@pytest.fixture
+def other_project(db):
+    return ProjectFactory(code="GM-L6", name_zh="轨道6号线")
+
+
+@pytest.fixture
+def outsider(db):
+    """A user who can log in but holds no role at all."""
+    return UserFactory(username="outsider")
+
+
+@pytest.fixture
+def surveyor(project):
+    return user_with_role(Role.SURVEYOR, project, username="surveyor")
+
+
+@pytest.fixture
+def case_officer(project):
+    return user_with_role(Role.CASE_OFFICER, project, username="case_officer")
+
+
+@pytest.fixture
+def case_officer_elsewhere(other_project):
+    return user_with_role(
+        Role.CASE_OFFICER, other_project, username="case_officer_elsewhere"
+    )
+
+
+@pytest.fixture
+def planner(db):
+    return user_with_role(Role.PLANNER, username="planner")
+
+
+@pytest.fixture
+def analyst(db):
+    return user_with_role(Role.ANALYST, username="analyst")
+
+
+@pytest.fixture
+def registry_admin(db):
+    return user_with_role(Role.REGISTRY_ADMIN, username="registry_admin")
+
+
+@pytest.fixture
+def login(db):
+    """Return a function that gives a test client logged in as a user."""
+
+    def log_in(user, **client_kwargs) -> Client:
+        client = Client(**client_kwargs)
+        client.force_login(user)
+        return client
+
+    return log_in
