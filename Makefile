@@ -13,7 +13,7 @@ PORT ?= 8000
 SCALE ?= 1
 export DJANGO_SETTINGS_MODULE := config.settings
 
-.PHONY: help setup system venv messages migrate demo serve test lint format vendor
+.PHONY: help setup system venv messages messages-update migrate demo test lint format
 
 help:
 	@echo "make demo   set everything up, load the demo data, serve on http://$(HOST):$(PORT)"
@@ -50,6 +50,11 @@ test: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+
+# Re-extract translatable strings after changing them; then translate the new
+# entries in locale/zh_Hans/LC_MESSAGES/django.po.
+messages-update: venv
+	$(MANAGE) makemessages -l zh_Hans --ignore '.venv/*' --ignore 'tests/*' --no-obsolete
 
 lint: venv
 	$(VENV)/bin/ruff format --check .

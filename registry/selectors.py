@@ -77,15 +77,18 @@ def project_area_summary(
     parcels = Parcel.objects.all()
     if projects is not None:
         parcels = parcels.filter(project__in=projects)
+    # Aggregates get a prefix: "area_m2" is also the name of the summed column.
     rows = (
         parcels.values("project_id", "land_class")
         .order_by()
-        .annotate(**_AREA_AGGREGATES)
+        .annotate(**{f"sum_{name}": agg for name, agg in _AREA_AGGREGATES.items()})
     )
     summary: dict[int | None, dict[str | None, AreaSummary]] = {}
     for row in rows:
-        by_class = summary.setdefault(row.pop("project_id"), {})
-        by_class[row.pop("land_class")] = AreaSummary(**row)
+        by_class = summary.setdefault(row["project_id"], {})
+        by_class[row["land_class"]] = AreaSummary(
+            **{name: row[f"sum_{name}"] for name in _AREA_AGGREGATES}
+        )
     for by_class in summary.values():
         by_class[None] = AreaSummary(
             **{
