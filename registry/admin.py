@@ -9,10 +9,15 @@ through admin actions that call ``building_set_status``; new parcels are created
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.gis.admin import GISModelAdmin
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
 from registry import access, services
@@ -41,19 +46,27 @@ class RegistryAdminSite(admin.AdminSite):
         """Admit registry administrators only (not merely ``is_staff`` users)."""
         return access.is_registry_admin(request.user)
 
+    @method_decorator(login_not_required)
     def login(self, request, extra_context=None):
-        """Send visitors to the application's login; refuse logged-in non-admins.
+        """Log in through the application's page; refuse logged-in non-admins.
 
-        Redirecting a logged-in user who lacks the role back to the login page
-        would loop, so they get 403 instead.
+        A registry admin who is already logged in goes on to where they were
+        going. Redirecting a logged-in user who lacks the role back to the login
+        page would loop, so they get 403 instead.
         """
-        if request.user.is_authenticated:
-            raise PermissionDenied
-        return redirect_to_login(request.GET.get("next", self.index_url()))
-
-    def index_url(self) -> str:
-        """Return the admin index URL."""
-        return f"/{self.name}/" if self.name != "admin" else "/admin/"
+        index = reverse("admin:index", current_app=self.name)
+        target = request.GET.get("next") or index
+        if not url_has_allowed_host_and_scheme(
+            target,
+            allowed_hosts={request.get_host()},
+            require_https=request.is_secure(),
+        ):
+            target = index
+        if not request.user.is_authenticated:
+            return redirect_to_login(target)
+        if self.has_permission(request):
+            return HttpResponseRedirect(target)
+        raise PermissionDenied
 
 
 admin_site = RegistryAdminSite(name="admin")
@@ -237,7 +250,8 @@ class ParcelAdmin(MapAdmin):
             )
             obj.pk = created.pk
             return
-        obj.save(update_fields=[*form.Meta.fields, "updated_at"])
+        # Only the editable model fields: status never comes from a (stale) form.
+        obj.save(update_fields=[*ParcelAdminForm.Meta.fields, "updated_at"])
         if data.get("new_status"):
             services.parcel_transition(
                 parcel=obj,

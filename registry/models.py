@@ -260,6 +260,10 @@ class ParcelStatusChange(models.Model):
     at = models.DateTimeField(_("at"))
     reason = models.TextField(_("reason"), blank=True)
     evidence_ref = models.CharField(_("evidence reference"), max_length=200, blank=True)
+    # Kept on the banking row itself: the parcel loses them if it is ever reopened,
+    # and "banked as of a date" is answered from the history alone.
+    banked_on = models.DateField(_("banked on"), null=True, blank=True)
+    bank_ref = models.CharField(_("land bank reference"), max_length=40, blank=True)
 
     class Meta:
         verbose_name = _("parcel status change")
@@ -280,6 +284,16 @@ class ParcelStatusChange(models.Model):
                 condition=Q(move=Move.CREATE, from_status="")
                 | (~Q(move=Move.CREATE) & ~Q(from_status="")),
                 name="parcelstatuschange_from_matches_move",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(to_status=Status.BANKED, banked_on__isnull=False)
+                    & ~Q(bank_ref="")
+                )
+                | (
+                    ~Q(to_status=Status.BANKED) & Q(banked_on__isnull=True, bank_ref="")
+                ),
+                name="parcelstatuschange_banking_recorded",
             ),
         ]
         indexes = [
@@ -324,6 +338,10 @@ class BuildingStatusChange(models.Model):
         return f"{self.building_id}: {self.from_status} → {self.to_status}"
 
 
+# Sorted: a set's order changes between runs, and migrations must not.
+_PROJECT_ROLE_VALUES = sorted(role.value for role in PROJECT_ROLES)
+
+
 class Membership(models.Model):
     """A user's role; surveyors and case officers hold it for one project each.
 
@@ -358,13 +376,8 @@ class Membership(models.Model):
                 name="membership_unique",
             ),
             models.CheckConstraint(
-                condition=Q(
-                    role__in=[r.value for r in PROJECT_ROLES], project__isnull=False
-                )
-                | (
-                    ~Q(role__in=[r.value for r in PROJECT_ROLES])
-                    & Q(project__isnull=True)
-                ),
+                condition=Q(role__in=_PROJECT_ROLE_VALUES, project__isnull=False)
+                | (~Q(role__in=_PROJECT_ROLE_VALUES) & Q(project__isnull=True)),
                 name="membership_project_matches_role",
                 violation_error_message=_(
                     "Surveyors and case officers need a project; other roles have none."

@@ -339,9 +339,10 @@ def _apply(
     parcel.status = to_status
     if to_status == Status.BANKED:
         parcel.banked_on, parcel.bank_ref = banked_on, bank_ref.strip()
+        change.banked_on, change.bank_ref = parcel.banked_on, parcel.bank_ref
     else:
-        # Reopening a banked parcel takes it out of the bank: the old reference stays
-        # in the history, not on the parcel.
+        # Reopening a banked parcel takes it out of the bank: the reference stays
+        # on the banking row of the history, not on the parcel.
         parcel.banked_on, parcel.bank_ref = None, ""
     return change
 

@@ -27,7 +27,12 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 def browser_page(live_server, monkeypatch):
-    """Yield a fresh Chromium page and the list of every URL it requested."""
+    """Yield a fresh Chromium page and the list of every URL it requested.
+
+    Make database rows in fixtures listed *before* this one: an ORM call made
+    while Playwright's loop runs opens a connection in its context that outlives
+    the test and keeps the test database from being dropped.
+    """
     sync_api = pytest.importorskip("playwright.sync_api")
     # Playwright's sync API runs an event loop in this thread; the ORM calls the
     # test makes around it are still synchronous.

@@ -7,10 +7,20 @@ a Django superuser, so the tests exercise the role itself.
 """
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from registry.choices import Role
 from tests.factories import ProjectFactory, UserFactory, user_with_role
+
+# Headless Chromium fixtures for page tests.
+pytest_plugins = ["tests.browser"]
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Hash test passwords cheaply; the real hasher costs a second per persona."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -65,9 +75,12 @@ def registry_admin(db):
 def login(db):
     """Return a function that gives a test client logged in as a user."""
 
-    def log_in(user, **client_kwargs) -> Client:
+    def log_in(user, *, language: str | None = None, **client_kwargs) -> Client:
         client = Client(**client_kwargs)
         client.force_login(user)
+        if language:
+            # What the page's language switcher leaves behind.
+            client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
         return client
 
     return log_in

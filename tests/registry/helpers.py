@@ -10,12 +10,29 @@ from registry.workflow import Status
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
+# The procedure of the study, written out independently of registry.workflow.
+STAGES = ["surveyed", "declared", "verified", "signed", "cleared", "banked"]
+
+ADVANCES = [
+    ("surveyed", "declared"),
+    ("declared", "verified"),
+    ("verified", "signed"),
+    ("signed", "cleared"),
+    ("cleared", "banked"),
+]
+REOPENS = [
+    (current, earlier)
+    for index, current in enumerate(STAGES)
+    for earlier in STAGES[:index]
+]
+
 
 def zh_catalogue_compiled() -> bool:
     """Return whether the Simplified Chinese messages are compiled and loaded."""
-    english = str(Status.SURVEYED.label)
+    with translation.override("en"):
+        english = str(Status.SURVEYED.label)
     with translation.override("zh-hans"):
-        return translation.gettext(english) != english
+        return str(Status.SURVEYED.label) != english
 
 
 def assert_bilingual(error: RegistryError, *english_words: str) -> None:

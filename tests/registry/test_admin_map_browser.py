@@ -3,17 +3,22 @@
 import pytest
 
 from registry.choices import Role
-from tests.browser import ARTIFACTS, browser_page, log_in  # noqa: F401
+from tests.browser import ARTIFACTS, log_in
 from tests.factories import PASSWORD, ParcelFactory, user_with_role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_parcel_map_draws_its_geometry_from_local_static_files_only(
-    browser_page, live_server
-):
+@pytest.fixture
+def parcel():
+    """A registry admin and one parcel, made before the browser starts."""
     user_with_role(Role.REGISTRY_ADMIN, username="map-admin")
-    parcel = ParcelFactory()
+    return ParcelFactory()
+
+
+def test_the_parcel_map_draws_its_geometry_from_local_static_files_only(
+    parcel, browser_page, live_server
+):
     page, requested = browser_page
     log_in(page, live_server, "map-admin", PASSWORD)
 

@@ -1,12 +1,15 @@
 """The writing services: who may change what, and the history each change leaves."""
 
 import datetime
+import itertools
+import threading
 
 import pytest
 import time_machine
-from pyproj import Transformer
 from django.contrib.gis.geos import Polygon
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
+from django.utils import translation
+from pyproj import Transformer
 
 from registry import services
 from registry.choices import BuildingStatus, LandClass, Street
@@ -19,8 +22,14 @@ from registry.models import (
 )
 from registry.workflow import Move, Status
 from tests.factories import BuildingFactory, ParcelFactory, parcel_square
-from tests.registry.helpers import assert_bilingual, parcel_state
-from tests.registry.test_workflow import ADVANCES, REOPENS
+from tests.registry.helpers import (
+    ADVANCES,
+    HAN,
+    REOPENS,
+    assert_bilingual,
+    parcel_state,
+    zh_catalogue_compiled,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -160,11 +169,6 @@ def test_reopening_a_banked_parcel_takes_it_out_of_the_bank(project, registry_ad
     assert reopen.reason == "Court annulled the agreement"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the history keeps no land bank reference; after a reopen from "
-    "banked it is lost, though services._apply says it stays in the history",
-)
 def test_the_land_bank_reference_survives_a_reopen_in_the_history(
     project, registry_admin
 ):
@@ -477,6 +481,27 @@ def test_transition_refusal_explains_without_writing(project, case_officer):
 
     assert isinstance(refusal, TransitionRefused)
     assert parcel_state(parcel) == before
+
+
+@pytest.mark.skipif(
+    not zh_catalogue_compiled(), reason="zh_Hans catalogue not compiled (make messages)"
+)
+def test_refusals_read_in_chinese_with_the_status_names_in_chinese(
+    project, case_officer
+):
+    parcel = ParcelFactory(project=project, status=Status.SURVEYED)
+
+    error = refused(
+        parcel, TransitionRefused, to_status=Status.SIGNED, actor=case_officer
+    )
+
+    with translation.override("zh-hans"):
+        surveyed, signed = str(Status.SURVEYED.label), str(Status.SIGNED.label)
+    assert HAN.search(surveyed)
+    assert surveyed in error.zh
+    assert signed in error.zh
+    assert parcel.code in error.zh
+    assert error.as_dict() == {"zh": error.zh, "en": error.en}
 
 
 # -- parcel_transition_bulk -----------------------------------------------------
@@ -806,3 +831,116 @@ def test_other_roles_may_not_change_buildings(persona, project, request):
 
     assert building_state(building) == before
     assert_bilingual(caught.value, "You may not change building", building.code)
+
+
+# -- concurrency -------------------------------------------------------------------
+
+
+def run_at_once(*calls):
+    """Run each call in its own thread and database connection, all released at once.
+
+    Return each call's result, or the exception it raised.
+    """
+    barrier = threading.Barrier(len(calls))
+    outcomes: list = [None] * len(calls)
+
+    def work(index, call):
+        try:
+            barrier.wait(timeout=10)
+            outcomes[index] = call()
+        except Exception as error:
+            outcomes[index] = error
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=work, args=(index, call))
+        for index, call in enumerate(calls)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    return outcomes
+
+
+def transition_in_thread(parcel_pk, to_status, actor):
+    def call():
+        parcel = Parcel.objects.get(pk=parcel_pk)
+        return services.parcel_transition(
+            parcel=parcel, to_status=to_status, actor=actor
+        )
+
+    return call
+
+
+def assert_history_is_one_chain(parcel):
+    """Assert the history runs from creation to the parcel's status without gaps."""
+    rows = list(
+        ParcelStatusChange.objects.filter(parcel=parcel)
+        .order_by("at", "pk")
+        .values_list("from_status", "to_status")
+    )
+    assert rows[0] == ("", "surveyed")
+    for (_before, reached), (left, _after) in itertools.pairwise(rows):
+        assert left == reached, rows
+    assert rows[-1][1] == Parcel.objects.get(pk=parcel.pk).status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_officers_advancing_one_parcel_at_once_record_one_advance(
+    project, surveyor, case_officer, registry_admin
+):
+    for round_ in range(5):
+        parcel = services.parcel_create(
+            code=f"GM-SC-RACE-{round_}",
+            land_class=LandClass.COLLECTIVE,
+            geom=parcel_square(project, round_, 30),
+            actor=surveyor,
+            project=project,
+        )
+
+        outcomes = run_at_once(
+            transition_in_thread(parcel.pk, Status.DECLARED, case_officer),
+            transition_in_thread(parcel.pk, Status.DECLARED, registry_admin),
+        )
+
+        changes = [o for o in outcomes if isinstance(o, ParcelStatusChange)]
+        refusals = [o for o in outcomes if isinstance(o, TransitionRefused)]
+        assert (len(changes), len(refusals)) == (1, 1), outcomes
+        assert "already" in refusals[0].en
+        assert Parcel.objects.get(pk=parcel.pk).status == Status.DECLARED
+        advances = ParcelStatusChange.objects.filter(parcel=parcel, move="advance")
+        assert list(advances.values_list("from_status", "to_status")) == [
+            ("surveyed", "declared")
+        ]
+        assert_history_is_one_chain(parcel)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_successive_moves_at_once_leave_a_history_that_matches_the_parcel(
+    project, surveyor, case_officer, registry_admin
+):
+    for round_ in range(5):
+        parcel = services.parcel_create(
+            code=f"GM-SC-CHAIN-{round_}",
+            land_class=LandClass.COLLECTIVE,
+            geom=parcel_square(project, round_, 30),
+            actor=surveyor,
+            project=project,
+        )
+
+        declare, verify = run_at_once(
+            transition_in_thread(parcel.pk, Status.DECLARED, case_officer),
+            transition_in_thread(parcel.pk, Status.VERIFIED, registry_admin),
+        )
+
+        # Declaring always works; verifying works only if it waited for it.
+        assert isinstance(declare, ParcelStatusChange), declare
+        assert isinstance(verify, ParcelStatusChange | TransitionRefused), verify
+        expected = "verified" if isinstance(verify, ParcelStatusChange) else "declared"
+        assert Parcel.objects.get(pk=parcel.pk).status == expected
+        moves = ParcelStatusChange.objects.filter(parcel=parcel).exclude(move="create")
+        assert moves.count() == 1 + isinstance(verify, ParcelStatusChange)
+        assert_history_is_one_chain(parcel)

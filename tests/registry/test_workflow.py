@@ -13,22 +13,8 @@ from registry.workflow import (
     move_between,
     next_status,
 )
+from tests.registry.helpers import ADVANCES, REOPENS, STAGES
 
-# The procedure of the study, written out independently of registry.workflow.
-STAGES = ["surveyed", "declared", "verified", "signed", "cleared", "banked"]
-
-ADVANCES = [
-    ("surveyed", "declared"),
-    ("declared", "verified"),
-    ("verified", "signed"),
-    ("signed", "cleared"),
-    ("cleared", "banked"),
-]
-REOPENS = [
-    (current, earlier)
-    for index, current in enumerate(STAGES)
-    for earlier in STAGES[:index]
-]
 ALL_PAIRS = list(product(STAGES, STAGES))
 
 
