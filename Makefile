@@ -13,7 +13,7 @@ PORT ?= 8000
 SCALE ?= 1
 export DJANGO_SETTINGS_MODULE := config.settings
 
-.PHONY: help setup system venv messages messages-update migrate demo test lint format
+.PHONY: help setup system venv messages messages-update migrate static demo test lint format
 
 help:
 	@echo "make demo   set everything up, load the demo data, serve on http://$(HOST):$(PORT)"
@@ -37,10 +37,12 @@ messages: venv
 migrate: system venv
 	$(MANAGE) migrate --no-input
 
-setup: system venv messages migrate
+static: venv
+	$(MANAGE) collectstatic --no-input --verbosity 0
+
+setup: system venv messages migrate static
 
 demo: setup
-	$(MANAGE) collectstatic --no-input --verbosity 0
 	$(MANAGE) load_demo --scale $(SCALE)
 	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/). Ctrl-C stops."
 	$(VENV)/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile -
