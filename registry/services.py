@@ -150,6 +150,8 @@ def parcel_transition_bulk(
         locked = list(
             Parcel.objects.select_for_update().filter(pk__in=ids).order_by("pk")
         )
+        grants = access.grants_of(actor)
+        open_buildings = _open_buildings(locked) if to_status == Status.CLEARED else {}
         missing = set(ids) - {p.pk for p in locked}
         if missing:
             raise TransitionRefused(
@@ -163,10 +165,11 @@ def parcel_transition_bulk(
                 refusal := transition_refusal(
                     parcel=p,
                     to_status=to_status,
-                    actor=actor,
+                    actor=grants,
                     reason=reason,
                     banked_on=banked_on,
                     bank_ref=bank_ref,
+                    open_buildings=open_buildings.get(p.pk, []),
                 )
             )
             is not None
@@ -208,15 +211,18 @@ def transition_refusal(
     *,
     parcel: Parcel,
     to_status: str,
-    actor: AbstractBaseUser,
+    actor: AbstractBaseUser | access.Grants,
     reason: str = "",
     banked_on: date | None = None,
     bank_ref: str = "",
+    open_buildings: list[str] | None = None,
 ) -> RegistryError | None:
     """Return why ``actor`` may not move ``parcel`` to ``to_status``, or None.
 
     Read-only; forms call it to explain a refusal before anything is submitted,
-    the writers above call it again under the row lock.
+    the writers above call it again under the row lock. ``open_buildings`` (codes
+    of the parcel's buildings neither vacated nor demolished) is read here unless
+    the caller already has it.
     """
     if to_status not in Status.values:
         return TransitionRefused(_("Unknown status “%(value)s”."), value=to_status)
@@ -245,11 +251,8 @@ def transition_refusal(
             _("Reopening parcel %(code)s to “%(target)s” needs a reason."), **labels
         )
     if target == Status.CLEARED:
-        open_buildings = list(
-            parcel.buildings.exclude(status__in=BUILDING_DONE_STATUSES)
-            .order_by("code")
-            .values_list("code", flat=True)
-        )
+        if open_buildings is None:
+            open_buildings = _open_buildings([parcel]).get(parcel.pk, [])
         if open_buildings:
             return TransitionRefused(
                 _(
@@ -270,6 +273,20 @@ def transition_refusal(
             **labels,
         )
     return None
+
+
+def _open_buildings(parcels: list[Parcel]) -> dict[int, list[str]]:
+    """Return, per parcel id, the codes of buildings neither vacated nor demolished."""
+    open_by_parcel: dict[int, list[str]] = {}
+    rows = (
+        Building.objects.filter(parcel__in=parcels)
+        .exclude(status__in=BUILDING_DONE_STATUSES)
+        .order_by("parcel_id", "code")
+        .values_list("parcel_id", "code")
+    )
+    for parcel_id, code in rows:
+        open_by_parcel.setdefault(parcel_id, []).append(code)
+    return open_by_parcel
 
 
 def building_set_status(

@@ -71,7 +71,10 @@ fi
 #    socket (peer authentication works on a stock install and under trust alike).
 #    PostGIS also goes into template1 so that the test database Django creates
 #    inherits it: the application role needs CREATEDB, never SUPERUSER.
-psql_su() { as_root runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql_su() {
+  as_root runuser -u postgres -- env PGOPTIONS="-c client_min_messages=warning" \
+    psql -X -q -v ON_ERROR_STOP=1 "$@"
+}
 
 psql_su -d postgres <<SQL
 SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', '${DB_USER}', '${DB_PASSWORD}')

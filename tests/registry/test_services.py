@@ -529,6 +529,24 @@ def test_bulk_moves_every_parcel_and_writes_one_row_each(project, case_officer):
     assert Parcel.objects.get(pk=parcels[0].pk).updated_at == NOON
 
 
+@pytest.mark.parametrize("size", [5, 200])
+def test_bulk_clearing_costs_the_same_few_queries_for_5_or_200_parcels(
+    size, project, case_officer, django_assert_max_num_queries
+):
+    parcels = ParcelFactory.create_batch(size, project=project, status=Status.SIGNED)
+    for parcel in parcels:
+        BuildingFactory(parcel=parcel, status=BuildingStatus.VACATED)
+
+    # Lock, grants, open buildings, update, insert history, savepoints: not one
+    # round of permission or building queries per parcel.
+    with django_assert_max_num_queries(12):
+        services.parcel_transition_bulk(
+            parcels=parcels, to_status=Status.CLEARED, actor=case_officer
+        )
+
+    assert Parcel.objects.filter(status=Status.CLEARED).count() == size
+
+
 def test_bulk_accepts_parcel_ids_and_banks_them(project, registry_admin):
     parcels = ParcelFactory.create_batch(2, project=project, status=Status.CLEARED)
 
