@@ -156,3 +156,23 @@ LOGGING = {
 # GDAL: uploaded CRS definitions are parsed with pyproj (importers/), and GDAL only
 # sees SRIDs from this code base.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+
+# Survey uploads (importers/archive.py): bytes uploaded, bytes after unzipping,
+# entries in a zip, and the largest compression ratio of one entry.
+IMPORT_LIMITS = {
+    "upload_bytes": int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", 512 * 1024**2)),
+    "unpacked_bytes": int(os.environ.get("IMPORT_MAX_UNPACKED_BYTES", 2 * 1024**3)),
+    "entries": int(os.environ.get("IMPORT_MAX_ENTRIES", 1000)),
+    "ratio": int(os.environ.get("IMPORT_MAX_RATIO", 100)),
+}
+# Imported data must fall inside this outline (WGS84 GeoJSON) grown by the margin.
+IMPORT_SERVICE_AREA = Path(
+    os.environ.get(
+        "IMPORT_SERVICE_AREA", BASE_DIR / "fixtures" / "guangming_outline.geojson"
+    )
+)
+IMPORT_SERVICE_MARGIN_M = float(os.environ.get("IMPORT_SERVICE_MARGIN_M", 2000))
+# Where uploads wait for their background job; a private directory.
+IMPORT_UPLOAD_DIR = Path(
+    os.environ.get("IMPORT_UPLOAD_DIR", BASE_DIR / "var" / "uploads")
+)

@@ -305,6 +305,65 @@ class ParcelStatusChange(models.Model):
         return f"{self.parcel_id}: {self.from_status or '∅'} → {self.to_status}"
 
 
+class ParcelRevision(models.Model):
+    """What a survey import did to a parcel, with the geometry it replaced.
+
+    A re-survey replaces a parcel's geometry and attributes; the previous ones are
+    kept here, so the registry can always say what a parcel looked like before
+    and undo an import. ``import_batch_id`` names the ``importers.ImportBatch``
+    (a plain number: the registry does not depend on the importers). Append-only,
+    like the status history (migration 0005).
+    """
+
+    class Kind(models.TextChoices):
+        CREATED = "created", _("Created by import")
+        UPDATED = "updated", _("Re-surveyed by import")
+        UNDONE = "undone", _("Import undone")
+
+    parcel = models.ForeignKey(
+        Parcel,
+        verbose_name=_("parcel"),
+        on_delete=models.PROTECT,
+        related_name="revisions",
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    import_batch_id = models.BigIntegerField(_("import batch"))
+    old_geom = models.MultiPolygonField(
+        _("previous geometry"), srid=STORAGE_SRID, null=True, blank=True
+    )
+    old_land_class = models.CharField(
+        _("previous land class"), max_length=24, choices=LandClass.choices, blank=True
+    )
+    old_declared_area_m2 = models.FloatField(
+        _("previous declared area (m²)"), null=True, blank=True
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        verbose_name = _("parcel revision")
+        verbose_name_plural = _("parcel revisions")
+        ordering = ["parcel_id", "at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["created", "updated", "undone"]),
+                name="parcelrevision_kind_known",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["import_batch_id"], name="parcelrevision_batch"),
+            models.Index(fields=["parcel", "at"], name="parcelrevision_parcel_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.parcel_id}: {self.kind} (batch {self.import_batch_id})"
+
+
 class BuildingStatusChange(models.Model):
     """One step of a building's progress, append-only like the parcel history."""
 

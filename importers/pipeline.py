@@ -1,0 +1,463 @@
+"""The one import core that the web page, the API and the command all call.
+
+``run`` takes a stored upload through unpacking, reading, CRS and mapping,
+checks, and (when asked and the file is accepted) the commit, recording every
+step on an ``ImportBatch``. Nothing is written to the registry unless every row
+passed (or the surveyor chose "valid rows only"), and the commit is one
+transaction with the batch's own update, so the database never holds half an
+import.
+"""
+
+import hashlib
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from importers import archive, checks, formats, reading
+from importers import crs as crs_module
+from importers.errors import ImportRefused, Problem
+from importers.mapping import REQUIRED, FieldMapping, propose, source_key
+from importers.models import ImportBatch, SavedMapping
+from registry import access
+from registry.choices import LandClass
+from registry.errors import PermissionRefused, RegistryError
+from registry.models import Project
+from registry.resurvey import SurveyedParcels, survey_apply, survey_undo
+from spatial.service_area import service_area
+
+Progress = Callable[[int, str], None]
+PREVIEW_ROWS = 10
+REPORTED_PROBLEMS = 5000
+
+
+@dataclass
+class Options:
+    """What the surveyor chose for this import."""
+
+    layer: str = "parcels"
+    source_layer: str | None = None
+    crs: str | None = None
+    encoding: str | None = None
+    mapping: dict | None = None
+    land_class: str | None = None
+    repair: bool = False
+    valid_only: bool = False
+    overlap_tolerance_m2: float = 1.0
+    area_tolerance_pct: float = 5.0
+
+    def as_dict(self) -> dict:
+        """Return the options as JSON-ready data for the batch record."""
+        return asdict(self)
+
+
+def sha256_of(path: Path) -> str:
+    """Return the hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def new_batch(
+    *, path: Path, name: str, project: Project, actor, options: Options
+) -> ImportBatch:
+    """Record an upload as a batch in state ``queued`` (permission checked)."""
+    if not access.can_import(actor, project):
+        raise PermissionRefused(
+            _("You may not import survey data into project %(project)s."),
+            project=project.code,
+        )
+    return ImportBatch.objects.create(
+        project=project,
+        layer=options.layer,
+        created_by=actor,
+        file_name=name[:255],
+        sha256=sha256_of(path),
+        size_bytes=path.stat().st_size,
+        options=options.as_dict(),
+        upload_path=str(path),
+        state=ImportBatch.State.QUEUED,
+    )
+
+
+def run(
+    batch: ImportBatch, *, commit: bool, progress: Progress | None = None
+) -> ImportBatch:
+    """Check the batch's upload and, if ``commit`` and accepted, commit it."""
+    options = Options(**batch.options)
+    report_progress = _progress_recorder(batch, progress)
+    batch.state = ImportBatch.State.CHECKING
+    batch.save(update_fields=["state"])
+    try:
+        with tempfile.TemporaryDirectory(prefix="landreg-import-") as workdir:
+            checked = _check(batch, options, Path(workdir), report_progress)
+        if not checked.accepted:
+            return _finish(batch, ImportBatch.State.REFUSED, checked)
+        if not commit:
+            return _finish(batch, ImportBatch.State.CHECKED, checked)
+        report_progress(90, "committing")
+        with transaction.atomic():
+            now = timezone.now()
+            applied = survey_apply(
+                project=batch.project,
+                parcels=checked.parcels,
+                actor=batch.created_by,
+                import_batch_id=batch.pk,
+                at=now,
+            )
+            batch.created, batch.updated, batch.unchanged = (
+                applied.created,
+                applied.updated,
+                applied.unchanged,
+            )
+            batch.committed_at, batch.committed_by = now, batch.created_by
+            return _finish(batch, ImportBatch.State.COMMITTED, checked)
+    except RegistryError as error:
+        batch.state = ImportBatch.State.REFUSED
+        batch.error = error.bilingual
+        batch.report = {"refusal": error.as_dict(), "accepted": False}
+        batch.progress, batch.stage = 100, ""
+        batch.save()
+        return batch
+    except Exception as error:
+        # Anything unforeseen (the database went away, a library failed): the
+        # transaction rolled back, and the batch says so before the error goes on.
+        ImportBatch.objects.filter(pk=batch.pk).update(
+            state=ImportBatch.State.FAILED,
+            error=f"导入失败 / import failed: {type(error).__name__}: {error}"[:2000],
+            stage="",
+        )
+        raise
+
+
+def undo(batch: ImportBatch, *, actor) -> ImportBatch:
+    """Undo a committed batch (see ``registry.resurvey.survey_undo``)."""
+    if batch.state != ImportBatch.State.COMMITTED:
+        raise ImportRefused(
+            _("Batch #%(batch)s is %(state)s; only committed imports can be undone."),
+            batch=batch.pk,
+            state=batch.get_state_display(),
+        )
+    with transaction.atomic():
+        locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        now = timezone.now()
+        survey_undo(import_batch_id=locked.pk, actor=actor, at=now)
+        locked.state = ImportBatch.State.UNDONE
+        locked.undone_at, locked.undone_by = now, actor
+        locked.save(update_fields=["state", "undone_at", "undone_by"])
+    return locked
+
+
+@dataclass
+class Checked:
+    """The outcome of reading and checking, ready to commit if accepted."""
+
+    accepted: bool
+    report: dict
+    parcels: SurveyedParcels
+    features: int
+    rejected: int
+
+
+def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checked:
+    name = batch.file_name
+    progress(5, "unpacking")
+    directory = archive.unpack(
+        Path(batch.upload_path),
+        workdir,
+        name=name,
+        limits=archive.Limits.from_settings(),
+    )
+    source = formats.locate(directory, name=name, layer=options.source_layer)
+    batch.source_format, batch.source_layer = source.kind.value, source.layer
+    progress(15, "reading")
+    layer = reading.read(source, name=name, encoding_override=options.encoding)
+    batch.encoding, batch.encoding_source = layer.encoding, layer.encoding_source
+    resolved = crs_module.resolve(
+        override=options.crs, declared_wkt=layer.declared_wkt, file=name
+    )
+    batch.crs = resolved.label[:255]
+    mapping = _mapping(options, layer.field_names, name=name)
+    batch.mapping = mapping.as_dict()
+    problems: list[Problem] = list(layer.problems)
+    problems += [Problem.of(w, row=None, severity="warning") for w in resolved.warnings]
+
+    progress(35, "checking geometry")
+    rows = layer.rows
+    codes = _text_column(layer.fields.get(mapping.fields["code"]), len(rows))
+    for i in np.flatnonzero(codes == ""):
+        problems.append(
+            Problem.of(
+                _("The parcel code is empty."),
+                row=int(rows[i]),
+                field=mapping.fields["code"],
+            )
+        )
+    geoms, ok, geometry_problems = checks.geometry(
+        rows, codes, layer.geoms, repair=options.repair
+    )
+    problems += geometry_problems
+    storage = np.full(len(geoms), None, dtype=object)
+    storage[ok] = crs_module.to_storage(geoms[ok], resolved.crs)
+    _check_service_area(storage, ok, rows, codes, layer, resolved, batch, problems)
+
+    land_classes = _land_classes(mapping, layer, rows, codes, options, problems)
+    declared_field = mapping.fields.get("declared_area")
+    declared = _numbers(
+        layer.fields.get(declared_field),
+        len(rows),
+        rows,
+        codes,
+        declared_field,
+        problems,
+    )
+    problems += checks.duplicate_codes(rows, codes, mapping.fields["code"])
+    progress(55, "checking overlaps")
+    problems += checks.overlaps(
+        rows[ok], codes[ok], storage[ok], tolerance_m2=options.overlap_tolerance_m2
+    )
+    if declared_field:
+        problems += checks.declared_area(
+            rows,
+            codes,
+            declared,
+            storage,
+            ok,
+            tolerance_pct=options.area_tolerance_pct,
+            field_name=declared_field,
+        )
+    progress(80, "reporting")
+    bad_rows = checks.rows_with_errors(problems)
+    file_errors = [p for p in problems if p.severity == "error" and p.row is None]
+    keep = ok & ~np.isin(rows, list(bad_rows))
+    rejected = len(rows) - int(keep.sum())
+    accepted = not file_errors and (
+        rejected == 0 or (options.valid_only and keep.any())
+    )
+    parcels = SurveyedParcels(
+        codes=list(codes[keep]),
+        land_classes=list(land_classes[keep]),
+        declared_areas=list(declared[keep]),
+        ewkb=list(
+            shapely.to_wkb(
+                shapely.set_srid(storage[keep], 4547), hex=True, include_srid=True
+            )
+        )
+        if keep.any()
+        else [],
+    )
+    report = {
+        "file": name,
+        "format": source.kind.label,
+        "layer": source.layer,
+        "layers": source.layers,
+        "encoding": {"name": layer.encoding, "source": layer.encoding_source},
+        "crs": {"label": resolved.label, "source": resolved.source},
+        "mapping": mapping.as_dict(),
+        "fields": layer.field_names,
+        "counts": {
+            "features": len(rows),
+            "valid": int(keep.sum()),
+            "rejected": rejected,
+            "errors": sum(p.severity == "error" for p in problems),
+            "warnings": sum(p.severity == "warning" for p in problems),
+        },
+        "accepted": accepted,
+        "preview": _preview(layer, rows),
+        "summary": checks.summarise(problems),
+        "problems": [
+            p.as_dict()
+            for p in sorted(problems, key=_problem_order)[:REPORTED_PROBLEMS]
+        ],
+        "problems_truncated": len(problems) > REPORTED_PROBLEMS,
+    }
+    return Checked(accepted, report, parcels, len(rows), rejected)
+
+
+def _mapping(options: Options, field_names: list[str], *, name: str) -> FieldMapping:
+    if options.mapping:
+        mapping = FieldMapping.from_dict({**options.mapping, "layer": options.layer})
+    else:
+        saved = SavedMapping.objects.filter(
+            layer=options.layer, source_key=source_key(field_names)
+        ).first()
+        mapping = (
+            FieldMapping.from_dict(saved.mapping)
+            if saved
+            else propose(field_names, options.layer)
+        )
+    required = [
+        t
+        for t in REQUIRED[options.layer]
+        if not (t == "land_class" and options.land_class)
+    ]
+    unknown = [f"{t}={s}" for t, s in mapping.fields.items() if s not in field_names]
+    missing = [t for t in required if t not in mapping.fields]
+    if unknown or missing:
+        raise ImportRefused(
+            _(
+                "%(file)s: the field mapping does not fit the file (missing: "
+                "%(missing)s; not in the file: %(unknown)s). The file's fields are: "
+                "%(fields)s."
+            ),
+            file=name,
+            missing=", ".join(missing) or "—",
+            unknown=", ".join(unknown) or "—",
+            fields=", ".join(field_names) or "—",
+        )
+    return mapping
+
+
+def _land_classes(mapping, layer, rows, codes, options, problems) -> np.ndarray:
+    if options.land_class:
+        if options.land_class not in LandClass.values:
+            raise ImportRefused(
+                _("Unknown land class “%(value)s”; use one of %(choices)s."),
+                value=options.land_class,
+                choices=", ".join(LandClass.values),
+            )
+        if "land_class" not in mapping.fields:
+            return np.full(len(rows), options.land_class, dtype=object)
+    source_field = mapping.fields["land_class"]
+    values = layer.fields[source_field]
+    out = np.empty(len(rows), dtype=object)
+    cache: dict = {}
+    for i, value in enumerate(values):
+        if value not in cache:
+            cache[value] = mapping.value_for("land_class", value)
+        out[i] = cache[value] or ""
+        if not out[i]:
+            problems.append(
+                Problem.of(
+                    _("Unknown land class “%(value)s”; map it to one of the three."),
+                    row=int(rows[i]),
+                    code=codes[i],
+                    field=source_field,
+                    value="" if value is None else value,
+                )
+            )
+    return out
+
+
+def _numbers(values, length, rows, codes, field_name, problems) -> np.ndarray:
+    out = np.full(length, None, dtype=object)
+    if values is None:
+        return out
+    for i, value in enumerate(values):
+        if value is None or value == "":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            problems.append(
+                Problem.of(
+                    _("“%(value)s” is not a number."),
+                    row=int(rows[i]),
+                    code=codes[i],
+                    field=field_name,
+                    value=value,
+                )
+            )
+            continue
+        if number <= 0:
+            problems.append(
+                Problem.of(
+                    _("The declared area must be positive."),
+                    row=int(rows[i]),
+                    code=codes[i],
+                    field=field_name,
+                )
+            )
+            continue
+        out[i] = number
+    return out
+
+
+def _text_column(values, length: int) -> np.ndarray:
+    if values is None:
+        return np.full(length, "", dtype=object)
+    return np.array(["" if v is None else str(v).strip() for v in values], dtype=object)
+
+
+def _check_service_area(storage, ok, rows, codes, layer, resolved, batch, problems):
+    if not ok.any():
+        return
+    area = service_area(settings.IMPORT_SERVICE_AREA, settings.IMPORT_SERVICE_MARGIN_M)
+    inside = np.zeros(len(storage), dtype=bool)
+    inside[ok] = shapely.intersects(area, storage[ok].astype(object))
+    if not inside[ok].any():
+        bounds = shapely.total_bounds(layer.geoms[ok])
+        hints = crs_module.extent_hints(layer.geoms[ok], resolved.crs, area)
+        raise ImportRefused(
+            _(
+                "%(file)s lies outside Guangming: read as %(crs)s its extent is "
+                "%(extent)s. %(hints)s"
+            ),
+            file=batch.file_name,
+            crs=resolved.label,
+            extent=", ".join(f"{v:.6g}" for v in bounds),
+            hints=" ".join(str(h) for h in hints),
+        )
+    for i in np.flatnonzero(ok & ~inside):
+        problems.append(
+            Problem.of(
+                _("The parcel lies outside the service area."),
+                row=int(rows[i]),
+                code=codes[i],
+                field="geometry",
+            )
+        )
+    boundary = shapely.from_wkb(bytes(batch.project.boundary.wkb))
+    for hint in crs_module.gcj02_hint(storage[ok & inside], boundary):
+        problems.append(Problem.of(hint, row=None, severity="warning"))
+
+
+def _preview(layer, rows) -> list[dict]:
+    out = []
+    for i in range(min(PREVIEW_ROWS, len(rows))):
+        out.append(
+            {
+                "row": int(rows[i]),
+                **{n: _json(layer.fields[n][i]) for n in layer.field_names},
+            }
+        )
+    return out
+
+
+def _json(value):
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _problem_order(problem: Problem):
+    return (problem.row is not None, problem.row or 0, problem.severity != "error")
+
+
+def _finish(batch: ImportBatch, state: str, checked: Checked) -> ImportBatch:
+    batch.state = state
+    batch.report = checked.report
+    batch.features, batch.rejected = checked.features, checked.rejected
+    batch.progress, batch.stage = 100, ""
+    batch.save()
+    return batch
+
+
+def _progress_recorder(batch: ImportBatch, callback: Progress | None) -> Progress:
+    def record(percent: int, stage: str) -> None:
+        # Written outside any transaction so that the batch page and the API show
+        # progress while the import's own transaction is still open.
+        ImportBatch.objects.filter(pk=batch.pk).update(progress=percent, stage=stage)
+        if callback:
+            callback(percent, stage)
+
+    return record

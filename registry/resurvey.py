@@ -1,0 +1,274 @@
+"""Applying survey results to the registry in bulk, and taking them back.
+
+An import writes thousands of parcels at once, so this is set-based SQL over a
+temporary table filled with ``COPY``, not a loop of ``save()``: new codes become
+parcels in ``surveyed`` with their creation in the status history; known codes
+whose geometry or attributes changed are updated, the previous values kept as a
+``ParcelRevision``; identical rows are left alone, so importing the same file
+twice changes nothing. Status is never touched here. All of it runs in the
+caller's transaction.
+
+Undo reverses one import while nothing later has touched its parcels: parcels
+it created are removed (with their creation records, the one sanctioned deletion
+of history, see migration 0002), parcels it re-surveyed get their previous
+geometry back, and that restoration is itself recorded as a revision.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils.translation import gettext_lazy as _
+
+from registry import access
+from registry.errors import PermissionRefused, TransitionRefused
+from registry.models import Project
+
+
+@dataclass
+class SurveyedParcels:
+    """Parcels as a survey gives them, column-wise, geometry as EPSG:4547 EWKB hex."""
+
+    codes: Sequence[str]
+    land_classes: Sequence[str]
+    declared_areas: Sequence[float | None]
+    ewkb: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """How many parcels an import created, updated and left unchanged."""
+
+    created: int
+    updated: int
+    unchanged: int
+
+
+def survey_apply(
+    *,
+    project: Project,
+    parcels: SurveyedParcels,
+    actor: AbstractBaseUser,
+    import_batch_id: int,
+    at: datetime,
+) -> Applied:
+    """Create or re-survey ``parcels`` in ``project``; return the counts."""
+    if not access.can_import(actor, project):
+        raise PermissionRefused(
+            _("You may not import survey data into project %(project)s."),
+            project=project.code,
+        )
+    with transaction.atomic(), connection.cursor() as cursor:
+        _stage(cursor, parcels)
+        cursor.execute(
+            """
+            SELECT s.code, pr.code FROM survey_stage s
+            JOIN registry_parcel p ON p.code = s.code
+            LEFT JOIN registry_project pr ON pr.id = p.project_id
+            WHERE p.project_id IS DISTINCT FROM %s ORDER BY s.code LIMIT 10
+            """,
+            [project.pk],
+        )
+        elsewhere = cursor.fetchall()
+        if elsewhere:
+            raise TransitionRefused(
+                _("Parcel codes already registered in another project: %(codes)s."),
+                codes=", ".join(
+                    f"{code} ({other or '—'})" for code, other in elsewhere
+                ),
+            )
+        params = {
+            "batch": import_batch_id,
+            "actor": actor.pk,
+            "at": at,
+            "project": project.pk,
+        }
+        cursor.execute(
+            """
+            WITH changed AS (
+                SELECT p.id, p.geom, p.land_class, p.declared_area_m2
+                FROM registry_parcel p JOIN survey_stage s ON s.code = p.code
+                WHERE NOT (p.geom = s.geom AND p.land_class = s.land_class
+                           AND p.declared_area_m2 IS NOT DISTINCT FROM s.declared)
+            )
+            INSERT INTO registry_parcelrevision
+                (parcel_id, kind, import_batch_id, old_geom, old_land_class,
+                 old_declared_area_m2, actor_id, at)
+            SELECT id, 'updated', %(batch)s, geom, land_class, declared_area_m2,
+                   %(actor)s, %(at)s
+            FROM changed
+            """,
+            params,
+        )
+        updated = cursor.rowcount
+        cursor.execute(
+            """
+            UPDATE registry_parcel p
+               SET geom = s.geom, land_class = s.land_class,
+                   declared_area_m2 = s.declared, updated_at = %(at)s
+              FROM survey_stage s, registry_parcelrevision r
+             WHERE s.code = p.code AND r.parcel_id = p.id
+               AND r.import_batch_id = %(batch)s AND r.kind = 'updated'
+            """,
+            params,
+        )
+        cursor.execute(
+            """
+            WITH created AS (
+                INSERT INTO registry_parcel
+                    (code, project_id, land_class, status, street, geom,
+                     declared_area_m2, banked_on, bank_ref, synthetic,
+                     created_at, updated_at)
+                SELECT s.code, %(project)s, s.land_class, 'surveyed',
+                       (SELECT street FROM registry_project WHERE id = %(project)s),
+                       s.geom, s.declared, NULL, '', false, %(at)s, %(at)s
+                FROM survey_stage s
+                WHERE NOT EXISTS (SELECT 1 FROM registry_parcel p WHERE p.code = s.code)
+                RETURNING id
+            ),
+            history AS (
+                INSERT INTO registry_parcelstatuschange
+                    (parcel_id, move, from_status, to_status, actor_id, at, reason,
+                     evidence_ref, banked_on, bank_ref)
+                SELECT id, 'create', '', 'surveyed', %(actor)s, %(at)s, '',
+                       'import:' || %(batch)s, NULL, ''
+                FROM created
+            )
+            INSERT INTO registry_parcelrevision
+                (parcel_id, kind, import_batch_id, old_geom, old_land_class,
+                 old_declared_area_m2, actor_id, at)
+            SELECT id, 'created', %(batch)s, NULL, '', NULL, %(actor)s, %(at)s
+            FROM created
+            """,
+            params,
+        )
+        created = cursor.rowcount
+        cursor.execute("DROP TABLE survey_stage")
+    return Applied(created, updated, len(parcels.codes) - created - updated)
+
+
+def survey_undo(
+    *, import_batch_id: int, actor: AbstractBaseUser, at: datetime
+) -> Applied:
+    """Reverse one import; refuse if anything later touched its parcels."""
+    if not access.is_registry_admin(actor):
+        raise PermissionRefused(_("Only registry administrators may undo an import."))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT p.id FROM registry_parcel p
+            JOIN registry_parcelrevision r ON r.parcel_id = p.id
+            WHERE r.import_batch_id = %s AND r.kind IN ('created', 'updated')
+            ORDER BY p.id FOR UPDATE OF p
+            """,
+            [import_batch_id],
+        )
+        cursor.execute(
+            """
+            SELECT p.code FROM registry_parcel p
+            JOIN registry_parcelrevision r ON r.parcel_id = p.id
+            WHERE r.import_batch_id = %(batch)s AND r.kind IN ('created', 'updated')
+              AND (p.updated_at > r.at
+                   OR EXISTS (SELECT 1 FROM registry_parcelstatuschange h
+                              WHERE h.parcel_id = p.id AND h.at > r.at)
+                   OR EXISTS (SELECT 1 FROM registry_parcelrevision later
+                              WHERE later.parcel_id = p.id AND later.at > r.at)
+                   OR (r.kind = 'created' AND EXISTS (
+                          SELECT 1 FROM registry_building b WHERE b.parcel_id = p.id)))
+            ORDER BY p.code LIMIT 20
+            """,
+            {"batch": import_batch_id},
+        )
+        touched = [row[0] for row in cursor.fetchall()]
+        if touched:
+            raise TransitionRefused(
+                _(
+                    "The import cannot be undone: these parcels changed after it "
+                    "(%(codes)s)."
+                ),
+                codes=", ".join(touched),
+            )
+        params = {"batch": import_batch_id, "actor": actor.pk, "at": at}
+        cursor.execute(
+            """
+            WITH restored AS (
+                UPDATE registry_parcel p
+                   SET geom = r.old_geom, land_class = r.old_land_class,
+                       declared_area_m2 = r.old_declared_area_m2, updated_at = %(at)s
+                  FROM registry_parcelrevision r
+                 WHERE r.parcel_id = p.id AND r.import_batch_id = %(batch)s
+                   AND r.kind = 'updated'
+                RETURNING p.id
+            )
+            INSERT INTO registry_parcelrevision
+                (parcel_id, kind, import_batch_id, old_geom, old_land_class,
+                 old_declared_area_m2, actor_id, at)
+            SELECT p.id, 'undone', %(batch)s, NULL, '', NULL, %(actor)s, %(at)s
+            FROM restored p
+            """,
+            params,
+        )
+        restored = cursor.rowcount
+        cursor.execute("SET LOCAL registry.allow_history_delete = 'on'")
+        cursor.execute(
+            """
+            CREATE TEMP TABLE undo_created ON COMMIT DROP AS
+            SELECT parcel_id AS id FROM registry_parcelrevision
+            WHERE import_batch_id = %s AND kind = 'created'
+            """,
+            [import_batch_id],
+        )
+        cursor.execute(
+            "DELETE FROM registry_parcelstatuschange WHERE parcel_id IN "
+            "(SELECT id FROM undo_created)"
+        )
+        cursor.execute(
+            "DELETE FROM registry_parcelrevision WHERE parcel_id IN "
+            "(SELECT id FROM undo_created)"
+        )
+        cursor.execute(
+            "DELETE FROM registry_parcel WHERE id IN (SELECT id FROM undo_created)"
+        )
+        removed = cursor.rowcount
+        cursor.execute("DROP TABLE undo_created")
+        cursor.execute("SET LOCAL registry.allow_history_delete = 'off'")
+    return Applied(removed, restored, 0)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str) -> str:
+    """Escape a value for COPY's text format: codes come from untrusted files."""
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _number(value: float | None) -> str:
+    return "\\N" if value is None else repr(float(value))
+
+
+def _stage(cursor, parcels: SurveyedParcels) -> None:
+    cursor.execute(
+        """
+        CREATE TEMP TABLE survey_stage (
+            code text PRIMARY KEY, land_class text, declared double precision,
+            geom geometry(MultiPolygon, 4547)
+        ) ON COMMIT DROP
+        """
+    )
+    lines = "".join(
+        f"{_text(code)}\t{_text(land_class)}\t{_number(declared)}\t{ewkb}\n"
+        for code, land_class, declared, ewkb in zip(
+            parcels.codes,
+            parcels.land_classes,
+            parcels.declared_areas,
+            parcels.ewkb,
+            strict=True,
+        )
+    )
+    with cursor.cursor.copy(
+        "COPY survey_stage (code, land_class, declared, geom) FROM STDIN"
+    ) as copy:
+        copy.write(lines)
