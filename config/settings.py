@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.gis",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "procrastinate.contrib.django",
     "spatial",
     "registry",
     "importers",
@@ -106,6 +109,9 @@ def database_config() -> dict:
 
 
 DATABASES = {"default": database_config()}
+# A second connection to the same database, for progress that must be visible
+# while an import's own transaction is still open. Tests share the default one.
+DATABASES["progress"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _VALIDATORS = "django.contrib.auth.password_validation"
@@ -149,6 +155,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # procrastinate announces every task it registers at INFO.
+    "loggers": {"procrastinate": {"level": "WARNING"}},
 }
 
 # Debian 12 ships GDAL 3.6, which cannot block file and network access from spatial
@@ -176,3 +184,12 @@ IMPORT_SERVICE_MARGIN_M = float(os.environ.get("IMPORT_SERVICE_MARGIN_M", 2000))
 IMPORT_UPLOAD_DIR = Path(
     os.environ.get("IMPORT_UPLOAD_DIR", BASE_DIR / "var" / "uploads")
 )
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "config.api_errors.bilingual_exception_handler",
+}

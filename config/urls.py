@@ -16,5 +16,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("admin/", admin_site.urls),
+    path("imports/", include("importers.urls")),
+    path("api/imports/", include("importers.api_urls")),
     path("", include("registry.urls")),
 ]

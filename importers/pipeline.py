@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -35,6 +35,7 @@ from spatial.service_area import service_area
 
 Progress = Callable[[int, str], None]
 PREVIEW_ROWS = 10
+IMPORT_LOCK = 440311  # advisory lock class of imports; the second key is the project
 REPORTED_PROBLEMS = 5000
 
 
@@ -98,14 +99,24 @@ def run(
     batch.state = ImportBatch.State.CHECKING
     batch.save(update_fields=["state"])
     try:
-        with tempfile.TemporaryDirectory(prefix="landreg-import-") as workdir:
+        with (
+            tempfile.TemporaryDirectory(prefix="landreg-import-") as workdir,
+            transaction.atomic(),
+        ):
+            if commit:
+                # One import per project at a time: the overlap checks and the
+                # writes of two imports must not interleave.
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(%s, %s)",
+                        [IMPORT_LOCK, batch.project_id],
+                    )
             checked = _check(batch, options, Path(workdir), report_progress)
-        if not checked.accepted:
-            return _finish(batch, ImportBatch.State.REFUSED, checked)
-        if not commit:
-            return _finish(batch, ImportBatch.State.CHECKED, checked)
-        report_progress(90, "committing")
-        with transaction.atomic():
+            if not checked.accepted:
+                return _finish(batch, ImportBatch.State.REFUSED, checked)
+            if not commit:
+                return _finish(batch, ImportBatch.State.CHECKED, checked)
+            report_progress(90, "committing")
             now = timezone.now()
             applied = survey_apply(
                 project=batch.project,
@@ -456,7 +467,9 @@ def _progress_recorder(batch: ImportBatch, callback: Progress | None) -> Progres
     def record(percent: int, stage: str) -> None:
         # Written outside any transaction so that the batch page and the API show
         # progress while the import's own transaction is still open.
-        ImportBatch.objects.filter(pk=batch.pk).update(progress=percent, stage=stage)
+        ImportBatch.objects.using("progress").filter(pk=batch.pk).update(
+            progress=percent, stage=stage
+        )
         if callback:
             callback(percent, stage)
 

@@ -848,7 +848,8 @@ def with_points(
 ) -> Path:
     """Write a Point shapefile: each parcel as its centroid, same attributes.
 
-    Shapefiles hold one geometry type, so the whole layer is points.
+    Shapefiles hold one geometry type, so the whole layer is points; see
+    :func:`with_mixed_shape_types` for one point among polygons.
     """
     points = _copy(parcels)
     for parcel in points:
@@ -876,7 +877,8 @@ def with_mixed_shape_types(
     """Write a Polygon shapefile in which record ``row`` is a Point shape.
 
     The record's shape is patched to shape type 1 (its centroid), which the
-    format forbids but files in the wild contain.
+    format forbids but files in the wild contain. GDAL reports the layer as
+    Polygon and returns that feature as a Point.
     """
     centroid = parcels[row - 1]["geometry"].centroid
     content = struct.pack("<idd", 1, centroid.x, centroid.y)
@@ -911,12 +913,14 @@ def with_empty_geometry(
     row: int = 3,
     **options: Any,
 ) -> Path:
-    """Write the parcels with record ``row`` an empty polygon.
+    """Write the parcels with record ``row`` an empty polygon shape.
 
     GDAL writes an empty polygon as a null shape, so the record is patched
     to shape type 5 (Polygon) with zero parts and zero points. GDAL reads
-    it back as an empty polygon; GeoPackage and GeoJSON express empties
-    natively (pass ``shapely.Polygon()`` as a geometry to those builders).
+    that back as a null geometry, not an empty one: only a reader of the
+    raw ``.shp`` can tell it from :func:`with_null_geometry`. GeoPackage and
+    GeoJSON express empties natively (pass ``shapely.Polygon()`` as a
+    geometry to those builders).
     """
     content = struct.pack("<i4d2i", 5, 0.0, 0.0, 0.0, 0.0, 0, 0)
     return _variant(
@@ -1042,7 +1046,10 @@ def with_dbf_shp_mismatch(
     With ``dbf_delta=1`` (the default) :data:`EXTRA_DBF_PARCEL` is appended
     to the ``.dbf`` (header count updated), so it has one record more than
     ``.shp``/``.shx``; with a negative delta the last records are cut from
-    the ``.dbf`` instead.
+    the ``.dbf`` instead. GDAL says nothing either way: it reads as many
+    features as the ``.shp`` has and ignores surplus DBF records, and with a
+    short ``.dbf`` its feature count is the ``.shp`` count while iteration
+    stops at the last DBF record (6 counted, 5 read).
     """
     encoding = options.get("encoding", "GBK")
     kind = _kind(parcels, options.get("kind"))
@@ -1083,7 +1090,10 @@ def with_bad_encoding_value(
     """Write the parcels with undecodable bytes in the ``BZ`` of record ``row``.
 
     The value is the row's note followed by ``bad_bytes`` (0xFF is never
-    valid in GB18030, GBK or UTF-8), patched into the DBF directly.
+    valid in GB18030, GBK or UTF-8), patched into the DBF directly. GDAL,
+    asked to recode from GBK or GB18030, silently drops the bad bytes and
+    returns the clean note, with a RuntimeWarning it emits only once per
+    process; strict decoding of the raw bytes is the only way to notice.
     """
     changed = _copy(parcels)
     placeholder = b"?" * len(bad_bytes)
@@ -1188,8 +1198,10 @@ def vrt_disguised_as_shp(
 
     The XML is a ``<OGRVRTDataSource>`` with a CSV source (no headers), so
     a reader that lets GDAL pick any driver lists the lines of ``target`` as
-    features. The ``.shx``, ``.dbf`` and ``.prj`` of the base set are
-    included so that the set looks complete.
+    features: pyogrio (GDAL 3.12) opening ``/vsizip/...zip/parcels.shp``
+    returns one feature per line of ``/etc/passwd``. The ``.shx``, ``.dbf``
+    and ``.prj`` of the base set are included so that the set looks
+    complete.
     """
     layer = Path(target).stem
     xml = (
@@ -1511,7 +1523,7 @@ def _synthetic_batch(
     corners[:, 3, 1] = y0 + low[:, 3, 1]
     corners[:, 4] = corners[:, 0]
     polygons = shapely.polygons(corners)
-    codes = np.char.add("GM-B-", np.char.zfill(index.astype(str), 7))
+    codes = np.char.add("GM-B-", np.char.zfill((index + 1).astype(str), 7))
     classes = _CLASS_VALUES[rng.integers(0, len(_CLASS_VALUES), count)]
     notes = np.char.add(
         np.char.add(_GROUPS[rng.integers(0, len(_GROUPS), count)], " "),
@@ -1540,7 +1552,7 @@ def generate_gbk_shapefile(
 
     Parcels are convex quads, one per cell of a square grid filling an
     8 km square around Guangming's centre (EPSG:4547), never overlapping;
-    codes are ``GM-B-0000000``..., classes and owner notes random (but
+    codes are ``GM-B-0000001``..., classes and owner notes random (but
     reproducible for a given ``seed`` and ``batch_size``), declared area the
     true area rounded to 0.01. Batches of ``batch_size`` are appended with
     pyogrio, so memory stays flat. With ``as_zip`` (the default) the set is

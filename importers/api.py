@@ -1,0 +1,176 @@
+"""The import REST API: the same core as the page and the command, for scripts.
+
+``POST /api/imports/`` takes a multipart upload and answers 202 with the queued
+batch; poll ``GET /api/imports/{id}/`` for progress and the report. Authenticate
+with a token (``Authorization: Token …``) or a browser session.
+"""
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from importers import pipeline, tasks, uploads
+from importers.models import ImportBatch
+from importers.selectors import batches_visible_to
+from registry import access
+from registry.choices import LandClass
+from registry.models import Project
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    """A batch as the API shows it."""
+
+    project = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ImportBatch
+        fields = [
+            "id",
+            "project",
+            "layer",
+            "state",
+            "progress",
+            "stage",
+            "file_name",
+            "sha256",
+            "size_bytes",
+            "source_format",
+            "source_layer",
+            "encoding",
+            "encoding_source",
+            "crs",
+            "mapping",
+            "options",
+            "features",
+            "created",
+            "updated",
+            "unchanged",
+            "rejected",
+            "error",
+            "created_by",
+            "created_at",
+            "committed_at",
+            "undone_at",
+            "report",
+        ]
+        read_only_fields = fields
+
+
+class UploadSerializer(serializers.Serializer):
+    """What a script sends to start an import."""
+
+    file = serializers.FileField()
+    project = serializers.SlugRelatedField(
+        slug_field="code", queryset=Project.objects.all()
+    )
+    layer = serializers.ChoiceField(
+        choices=ImportBatch.Layer.choices, default="parcels"
+    )
+    source_layer = serializers.CharField(required=False, allow_blank=True)
+    crs = serializers.CharField(required=False, allow_blank=True)
+    encoding = serializers.CharField(required=False, allow_blank=True)
+    land_class = serializers.ChoiceField(choices=LandClass.choices, required=False)
+    mapping = serializers.JSONField(required=False)
+    repair = serializers.BooleanField(default=False)
+    valid_only = serializers.BooleanField(default=False)
+    commit = serializers.BooleanField(default=False)
+
+
+def _visible(request, pk: int) -> ImportBatch:
+    try:
+        return batches_visible_to(request.user).get(pk=pk)
+    except ImportBatch.DoesNotExist as error:
+        raise NotFound(
+            {"error": {"zh": "没有这个导入批次。", "en": "No such import batch."}}
+        ) from error
+
+
+@api_view(["GET", "POST"])
+def batches(request):
+    """List visible batches, or start one from a multipart upload."""
+    if request.method == "GET":
+        page = batches_visible_to(request.user)[:100]
+        return Response(BatchSerializer(page, many=True).data)
+    upload = UploadSerializer(data=request.data)
+    if not upload.is_valid():
+        raise ValidationError(upload.errors)
+    data = upload.validated_data
+    if not access.can_import(request.user, data["project"]):
+        raise PermissionDenied(
+            {
+                "error": {
+                    "zh": "您无权向该项目导入数据。",
+                    "en": "You may not import into this project.",
+                }
+            }
+        )
+    options = pipeline.Options(
+        layer=data["layer"],
+        source_layer=data.get("source_layer") or None,
+        crs=data.get("crs") or None,
+        encoding=data.get("encoding") or None,
+        land_class=data.get("land_class") or None,
+        mapping=data.get("mapping") or None,
+        repair=data["repair"],
+        valid_only=data["valid_only"],
+    )
+    path = uploads.store(data["file"])
+    with transaction.atomic():
+        batch = pipeline.new_batch(
+            path=path,
+            name=data["file"].name,
+            project=data["project"],
+            actor=request.user,
+            options=options,
+        )
+        tasks.enqueue(batch, commit=data["commit"])
+    return Response(
+        BatchSerializer(batch).data,
+        status=status.HTTP_202_ACCEPTED,
+        headers={"Location": f"/api/imports/{batch.pk}/"},
+    )
+
+
+@api_view(["GET"])
+def batch(request, pk: int):
+    """Return one batch with its progress and report."""
+    return Response(BatchSerializer(_visible(request, pk)).data)
+
+
+@api_view(["POST"])
+def commit(request, pk: int):
+    """Queue the commit of a checked batch."""
+    found = _visible(request, pk)
+    if found.state != ImportBatch.State.CHECKED:
+        return Response(
+            {
+                "error": {
+                    "zh": "只有检查通过的批次才能提交。",
+                    "en": "Only a checked, accepted batch can be committed.",
+                }
+            },
+            status=status.HTTP_409_CONFLICT,
+        )
+    with transaction.atomic():
+        tasks.enqueue(found, commit=True)
+    return Response(BatchSerializer(found).data, status=status.HTTP_202_ACCEPTED)
+
+
+@api_view(["POST"])
+def undo(request, pk: int):
+    """Undo a committed batch (registry admins only)."""
+    found = get_object_or_404(ImportBatch, pk=pk)
+    if not access.is_registry_admin(request.user):
+        raise PermissionDenied(
+            {
+                "error": {
+                    "zh": "只有登记管理员可以撤销导入。",
+                    "en": "Only registry administrators may undo an import.",
+                }
+            }
+        )
+    return Response(BatchSerializer(pipeline.undo(found, actor=request.user)).data)

@@ -1,0 +1,30 @@
+"""Background jobs of the importer, on procrastinate's PostgreSQL queue.
+
+The same PostgreSQL that holds the registry holds the queue, so a job is enqueued
+in the same transaction as its batch and no broker has to be run or trusted.
+"""
+
+from procrastinate.contrib.django import app
+
+from importers import pipeline
+from importers.models import ImportBatch
+
+
+@app.task(name="importers.run_batch", queue="imports", pass_context=False)
+def run_batch(batch_id: int, commit: bool) -> str:
+    """Check (and, if ``commit``, commit) one import batch."""
+    batch = ImportBatch.objects.select_related("project", "created_by").get(pk=batch_id)
+    if batch.state not in (ImportBatch.State.QUEUED, ImportBatch.State.CHECKED):
+        # A retried job finds its batch already finished: do it only once.
+        return batch.state
+    return pipeline.run(batch, commit=commit).state
+
+
+def enqueue(batch: ImportBatch, *, commit: bool) -> None:
+    """Put the batch on the queue for a worker (``manage.py procrastinate worker``)."""
+    batch.state = ImportBatch.State.QUEUED
+    batch.progress, batch.stage = 0, ""
+    batch.save(update_fields=["state", "progress", "stage"])
+    run_batch.configure(lock=f"import-project-{batch.project_id}").defer(
+        batch_id=batch.pk, commit=commit
+    )
