@@ -42,9 +42,12 @@ static: venv
 
 setup: system venv messages migrate static
 
+# The import worker runs beside the web server and stops with it.
 demo: setup
 	$(MANAGE) load_demo --scale $(SCALE)
 	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/). Ctrl-C stops."
+	$(MANAGE) procrastinate worker --concurrency 1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile -
 
 test: setup

@@ -9,7 +9,7 @@ it for the next delivery from the same source.
 import re
 from dataclasses import asdict, dataclass, field
 
-from registry.choices import BuildingStatus, LandClass, Legality, OwnerGroup
+from registry.choices import LandClass, Legality, OwnerGroup
 
 PARCEL_TARGETS = ("code", "land_class", "declared_area")
 BUILDING_TARGETS = (
@@ -19,9 +19,11 @@ BUILDING_TARGETS = (
     "floor_area",
     "legality",
     "owner_group",
-    "status",
 )
-REQUIRED = {"parcels": ("code", "land_class"), "buildings": ("code", "parcel_code")}
+REQUIRED = {
+    "parcels": ("code", "land_class"),
+    "buildings": ("code", "parcel_code", "owner_group"),
+}
 
 # Field names seen in Guangming survey deliveries, compared case-insensitively
 # after removing separators.
@@ -71,7 +73,6 @@ SYNONYMS = {
     "floor_area": ["建筑面积", "JZMJ", "FLOORAREA", "GFA"],
     "legality": ["合法性", "HFX", "报建情况", "BJQK", "LEGALITY"],
     "owner_group": ["权利人类别", "QLRLB", "权利人", "QLR", "OWNERGROUP", "OWNER"],
-    "status": ["状态", "ZT", "签约状态", "QYZT", "STATUS"],
 }
 BUILDING_CODE_SYNONYMS = [
     "建筑物编码",
@@ -113,12 +114,6 @@ VALUE_SYNONYMS = {
         OwnerGroup.RETURNED_OVERSEAS: ["归侨侨眷", "归侨", "侨眷"],
         OwnerGroup.INCOMING_RESIDENT: ["外来市民", "外来人口"],
         OwnerGroup.COLLECTIVE_OR_COMPANY: ["集体或企业", "集体", "企业", "股份公司"],
-    },
-    "status": {
-        BuildingStatus.UNSIGNED: ["未签约"],
-        BuildingStatus.SIGNED: ["已签约"],
-        BuildingStatus.VACATED: ["已腾空"],
-        BuildingStatus.DEMOLISHED: ["已拆除"],
     },
 }
 

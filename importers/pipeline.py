@@ -30,7 +30,13 @@ from registry import access
 from registry.choices import LandClass
 from registry.errors import PermissionRefused, RegistryError
 from registry.models import Project
-from registry.resurvey import SurveyedParcels, survey_apply, survey_undo
+from registry.resurvey import (
+    SurveyedBuildings,
+    SurveyedParcels,
+    buildings_apply,
+    survey_apply,
+    survey_undo,
+)
 from spatial.service_area import service_area
 
 Progress = Callable[[int, str], None]
@@ -118,13 +124,21 @@ def run(
                 return _finish(batch, ImportBatch.State.CHECKED, checked)
             report_progress(90, "committing")
             now = timezone.now()
-            applied = survey_apply(
-                project=batch.project,
-                parcels=checked.parcels,
-                actor=batch.created_by,
-                import_batch_id=batch.pk,
-                at=now,
-            )
+            if options.layer == "parcels":
+                applied = survey_apply(
+                    project=batch.project,
+                    parcels=checked.rows,
+                    actor=batch.created_by,
+                    import_batch_id=batch.pk,
+                    at=now,
+                )
+            else:
+                applied = buildings_apply(
+                    project=batch.project,
+                    buildings=checked.rows,
+                    actor=batch.created_by,
+                    at=now,
+                )
             batch.created, batch.updated, batch.unchanged = (
                 applied.created,
                 applied.updated,
@@ -158,6 +172,13 @@ def undo(batch: ImportBatch, *, actor) -> ImportBatch:
             batch=batch.pk,
             state=batch.get_state_display(),
         )
+    if batch.layer != ImportBatch.Layer.PARCELS:
+        raise ImportRefused(
+            _(
+                "Building imports cannot be undone here: buildings keep no previous "
+                "footprint. Import the corrected file instead."
+            )
+        )
     with transaction.atomic():
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         now = timezone.now()
@@ -174,7 +195,7 @@ class Checked:
 
     accepted: bool
     report: dict
-    parcels: SurveyedParcels
+    rows: SurveyedParcels | SurveyedBuildings
     features: int
     rejected: int
 
@@ -208,7 +229,7 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     for i in np.flatnonzero(codes == ""):
         problems.append(
             Problem.of(
-                _("The parcel code is empty."),
+                _("The code is empty."),
                 row=int(rows[i]),
                 field=mapping.fields["code"],
             )
@@ -221,30 +242,14 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     storage[ok] = crs_module.to_storage(geoms[ok], resolved.crs)
     _check_service_area(storage, ok, rows, codes, layer, resolved, batch, problems)
 
-    land_classes = _land_classes(mapping, layer, rows, codes, options, problems)
-    declared_field = mapping.fields.get("declared_area")
-    declared = _numbers(
-        layer.fields.get(declared_field),
-        len(rows),
-        rows,
-        codes,
-        declared_field,
-        problems,
-    )
-    problems += checks.duplicate_codes(rows, codes, mapping.fields["code"])
-    progress(55, "checking overlaps")
-    problems += checks.overlaps(
-        rows[ok], codes[ok], storage[ok], tolerance_m2=options.overlap_tolerance_m2
-    )
-    if declared_field:
-        problems += checks.declared_area(
-            rows,
-            codes,
-            declared,
-            storage,
-            ok,
-            tolerance_pct=options.area_tolerance_pct,
-            field_name=declared_field,
+    if options.layer == "parcels":
+        progress(55, "checking overlaps")
+        build = _parcel_checks(
+            rows, codes, storage, ok, layer, mapping, options, problems
+        )
+    else:
+        build = _building_checks(
+            rows, codes, storage, ok, layer, mapping, batch, problems
         )
     progress(80, "reporting")
     bad_rows = checks.rows_with_errors(problems)
@@ -254,18 +259,16 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     accepted = not file_errors and (
         rejected == 0 or (options.valid_only and keep.any())
     )
-    parcels = SurveyedParcels(
-        codes=list(codes[keep]),
-        land_classes=list(land_classes[keep]),
-        declared_areas=list(declared[keep]),
-        ewkb=list(
+    ewkb = (
+        list(
             shapely.to_wkb(
                 shapely.set_srid(storage[keep], 4547), hex=True, include_srid=True
             )
         )
         if keep.any()
-        else [],
+        else []
     )
+    payload = build(keep, ewkb)
     report = {
         "file": name,
         "format": source.kind.label,
@@ -291,7 +294,140 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
         ],
         "problems_truncated": len(problems) > REPORTED_PROBLEMS,
     }
-    return Checked(accepted, report, parcels, len(rows), rejected)
+    return Checked(accepted, report, payload, len(rows), rejected)
+
+
+def _parcel_checks(rows, codes, storage, ok, layer, mapping, options, problems):
+    """Check the parcel fields; return a builder of the rows to commit."""
+    land_classes = _land_classes(mapping, layer, rows, codes, options, problems)
+    declared_field = mapping.fields.get("declared_area")
+    declared = _numbers(
+        layer.fields.get(declared_field),
+        len(rows),
+        rows,
+        codes,
+        declared_field,
+        problems,
+    )
+    problems += checks.duplicate_codes(rows, codes, mapping.fields["code"])
+    problems += checks.overlaps(
+        rows[ok], codes[ok], storage[ok], tolerance_m2=options.overlap_tolerance_m2
+    )
+    if declared_field:
+        problems += checks.declared_area(
+            rows,
+            codes,
+            declared,
+            storage,
+            ok,
+            tolerance_pct=options.area_tolerance_pct,
+            field_name=declared_field,
+        )
+
+    def build(keep, ewkb) -> SurveyedParcels:
+        return SurveyedParcels(
+            codes=list(codes[keep]),
+            land_classes=list(land_classes[keep]),
+            declared_areas=list(declared[keep]),
+            ewkb=ewkb,
+        )
+
+    return build
+
+
+def _building_checks(rows, codes, storage, ok, layer, mapping, batch, problems):
+    """Check the building fields; return a builder of the rows to commit."""
+    fields = mapping.fields
+    parcel_codes = _text_column(layer.fields.get(fields["parcel_code"]), len(rows))
+    known = set(
+        batch.project.parcels.filter(code__in=set(parcel_codes)).values_list(
+            "code", flat=True
+        )
+    )
+    for i, parcel_code in enumerate(parcel_codes):
+        if parcel_code not in known:
+            problems.append(
+                Problem.of(
+                    _("Parcel %(parcel)s is not registered in project %(project)s."),
+                    row=int(rows[i]),
+                    code=codes[i],
+                    field=fields["parcel_code"],
+                    parcel=parcel_code or "—",
+                    project=batch.project.code,
+                )
+            )
+    floors = _numbers(
+        layer.fields.get(fields.get("floors")),
+        len(rows),
+        rows,
+        codes,
+        fields.get("floors"),
+        problems,
+    )
+    floors = np.array([int(f) if f else 1 for f in floors], dtype=object)
+    floor_area = _numbers(
+        layer.fields.get(fields.get("floor_area")),
+        len(rows),
+        rows,
+        codes,
+        fields.get("floor_area"),
+        problems,
+    )
+    footprint_area = np.where(
+        ok, shapely.area(np.where(ok, storage, shapely.Polygon())), 0
+    )
+    floor_area = np.array(
+        [
+            a if a else float(fa) * int(f)
+            for a, fa, f in zip(floor_area, footprint_area, floors, strict=True)
+        ],
+        dtype=object,
+    )
+    legality = _vocabulary(
+        mapping, layer, "legality", rows, codes, problems, default="unknown"
+    )
+    owner = _vocabulary(
+        mapping, layer, "owner_group", rows, codes, problems, default=None
+    )
+    problems += checks.duplicate_codes(rows, codes, fields["code"])
+
+    def build(keep, ewkb) -> SurveyedBuildings:
+        return SurveyedBuildings(
+            codes=list(codes[keep]),
+            parcel_codes=list(parcel_codes[keep]),
+            floors=list(floors[keep]),
+            floor_areas=list(floor_area[keep]),
+            legalities=list(legality[keep]),
+            owner_groups=list(owner[keep]),
+            ewkb=ewkb,
+        )
+
+    return build
+
+
+def _vocabulary(mapping, layer, target, rows, codes, problems, *, default):
+    source_field = mapping.fields.get(target)
+    out = np.full(len(rows), default or "", dtype=object)
+    if not source_field:
+        return out
+    for i, value in enumerate(layer.fields[source_field]):
+        mapped = mapping.value_for(target, value)
+        if mapped:
+            out[i] = mapped
+        elif default and value in (None, ""):
+            out[i] = default
+        else:
+            problems.append(
+                Problem.of(
+                    _("Unknown value “%(value)s” for %(target)s."),
+                    row=int(rows[i]),
+                    code=codes[i],
+                    field=source_field,
+                    value="" if value is None else value,
+                    target=target,
+                )
+            )
+    return out
 
 
 def _mapping(options: Options, field_names: list[str], *, name: str) -> FieldMapping:

@@ -1,5 +1,7 @@
 """Template context every page needs."""
 
+from registry import access
+from registry.choices import Role
 from registry.selectors import synthetic_data_present
 
 
@@ -8,3 +10,18 @@ def synthetic_data(request) -> dict:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"synthetic_data": False}
     return {"synthetic_data": synthetic_data_present()}
+
+
+def navigation(request) -> dict:
+    """Tell templates which sections to link to for this user."""
+    user = getattr(request, "user", None)
+    if not user or not user.is_authenticated:
+        return {}
+    grants = access.grants_of(user)
+    return {
+        "nav": {
+            "imports": grants.is_registry_admin
+            or any(Role.SURVEYOR in roles for roles in grants.projects.values()),
+            "admin": grants.is_registry_admin,
+        }
+    }

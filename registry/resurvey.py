@@ -272,3 +272,105 @@ def _stage(cursor, parcels: SurveyedParcels) -> None:
         "COPY survey_stage (code, land_class, declared, geom) FROM STDIN"
     ) as copy:
         copy.write(lines)
+
+
+@dataclass
+class SurveyedBuildings:
+    """Buildings as a survey gives them, column-wise (footprints as EWKB hex)."""
+
+    codes: Sequence[str]
+    parcel_codes: Sequence[str]
+    floors: Sequence[int]
+    floor_areas: Sequence[float]
+    legalities: Sequence[str]
+    owner_groups: Sequence[str]
+    ewkb: Sequence[str]
+
+
+def buildings_apply(
+    *,
+    project: Project,
+    buildings: SurveyedBuildings,
+    actor: AbstractBaseUser,
+    at: datetime,
+) -> Applied:
+    """Create or re-survey buildings on parcels of ``project``; return the counts.
+
+    New buildings start unsigned; the status of known ones is never changed here.
+    """
+    if not access.can_import(actor, project):
+        raise PermissionRefused(
+            _("You may not import survey data into project %(project)s."),
+            project=project.code,
+        )
+    rows = zip(
+        buildings.codes,
+        buildings.parcel_codes,
+        buildings.floors,
+        buildings.floor_areas,
+        buildings.legalities,
+        buildings.owner_groups,
+        buildings.ewkb,
+        strict=True,
+    )
+    lines = "".join(
+        f"{_text(c)}\t{_text(p)}\t{int(f)}\t{_number(a)}\t{_text(lg)}\t{_text(o)}\t{g}\n"
+        for c, p, f, a, lg, o, g in rows
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE building_stage (code text PRIMARY KEY, "
+            "parcel_code text, floors integer, floor_area double precision, legality text, "
+            "owner_group text, footprint geometry(MultiPolygon, 4547)) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy(
+            "COPY building_stage (code, parcel_code, floors, floor_area, legality, "
+            "owner_group, footprint) FROM STDIN"
+        ) as copy:
+            copy.write(lines)
+        cursor.execute(
+            """
+            SELECT s.code, s.parcel_code FROM building_stage s
+            LEFT JOIN registry_parcel p
+              ON p.code = s.parcel_code AND p.project_id = %s
+            WHERE p.id IS NULL ORDER BY s.code LIMIT 10
+            """,
+            [project.pk],
+        )
+        orphans = cursor.fetchall()
+        if orphans:
+            raise TransitionRefused(
+                _("Buildings on parcels not registered in %(project)s: %(codes)s."),
+                project=project.code,
+                codes=", ".join(f"{b} → {p}" for b, p in orphans),
+            )
+        cursor.execute(
+            """
+            UPDATE registry_building b
+               SET parcel_id = p.id, footprint = s.footprint, floors = s.floors,
+                   floor_area_m2 = s.floor_area, legality = s.legality,
+                   owner_group = s.owner_group, updated_at = %(at)s
+              FROM building_stage s JOIN registry_parcel p ON p.code = s.parcel_code
+             WHERE b.code = s.code
+               AND NOT (b.parcel_id = p.id AND b.footprint = s.footprint
+                        AND b.floors = s.floors AND b.floor_area_m2 = s.floor_area
+                        AND b.legality = s.legality AND b.owner_group = s.owner_group)
+            """,
+            {"at": at},
+        )
+        updated = cursor.rowcount
+        cursor.execute(
+            """
+            INSERT INTO registry_building
+                (code, parcel_id, footprint, floors, floor_area_m2, legality,
+                 owner_group, status, synthetic, updated_at)
+            SELECT s.code, p.id, s.footprint, s.floors, s.floor_area, s.legality,
+                   s.owner_group, 'unsigned', false, %(at)s
+            FROM building_stage s JOIN registry_parcel p ON p.code = s.parcel_code
+            WHERE NOT EXISTS (SELECT 1 FROM registry_building b WHERE b.code = s.code)
+            """,
+            {"at": at},
+        )
+        created = cursor.rowcount
+        cursor.execute("DROP TABLE building_stage")
+    return Applied(created, updated, len(buildings.codes) - created - updated)

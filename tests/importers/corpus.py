@@ -259,7 +259,10 @@ BUILDINGS: list[dict[str, Any]] = [
     ),
 ]
 
-#: Source field names of the parcel layer, by convention.
+#: Source field names of the parcel layer, by convention. The Chinese names
+#: are 8 bytes in GBK but 12 in UTF-8: with ``encoding="UTF-8"`` GDAL cuts
+#: them to 10 bytes mid-character (地块编 plus one stray byte) and pyogrio
+#: can no longer read the file.
 PARCEL_FIELDS: dict[str, dict[str, str]] = {
     "pinyin": {
         "code": "DKBM",
@@ -276,7 +279,7 @@ PARCEL_FIELDS: dict[str, dict[str, str]] = {
 }
 
 #: Source field names of the building layer, by convention. 建筑物编码 is
-#: exactly 10 bytes in GBK, the DBF limit (15 in UTF-8: GDAL truncates it).
+#: exactly 10 bytes in GBK, the DBF limit.
 BUILDING_FIELDS: dict[str, dict[str, str]] = {
     "pinyin": {
         "code": "JZWBM",
@@ -596,7 +599,7 @@ def _zip_info(
     info = zipfile.ZipInfo(name, date_time=_ZIP_DATE_TIME)
     info.compress_type = compress_type
     info.create_system = 3
-    info.external_attr = (0o100644 & 0xFFFF) << 16
+    info.external_attr = 0o100644 << 16
     return info
 
 
@@ -663,8 +666,9 @@ def shapefile_set(
     GDAL; the ``.cpg`` GDAL writes is removed unless ``cpg`` is given, in
     which case exactly that text is written (it may lie). ``prj`` is True
     for the ESRI WKT of ``crs``, False for none, or the literal ``.prj``
-    text. ``ldid`` sets the DBF language driver byte (GDAL writes 0, e.g.
-    0x4D is code page 936). Returns the ``.shp`` path.
+    text. ``ldid`` sets the DBF language driver byte (GDAL writes 0;
+    0x4D, code page 936, makes GDAL decode GBK by itself). Returns the
+    ``.shp`` path.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -765,8 +769,11 @@ def shapefile_zip(
     Entries go under ``subfolder/`` if given, and are upper-cased
     (``PARCELS.SHP``) with ``upper_case``. ``extra_layers`` is a sequence of
     (name, features) written as further sets in the same zip with the same
-    options. ``fields`` is "pinyin", "chinese" or {key: field name}. The zip
-    is ``zip_name`` (default ``name + ".zip"``) in ``directory``.
+    options. ``fields`` is "pinyin", "chinese" or {key: field name} (keys
+    left out are not written, e.g. no land class). ``ldid`` and
+    ``geometry_type`` are as for :func:`shapefile_set`; ``kind`` forces
+    "parcels" or "buildings" fields. The zip is ``zip_name`` (default
+    ``name + ".zip"``) in ``directory``.
     """
     return _shapefile_zip(
         directory,
@@ -880,10 +887,12 @@ def with_mixed_shape_types(
     format forbids but files in the wild contain. GDAL reports the layer as
     Polygon and returns that feature as a Point.
     """
-    centroid = parcels[row - 1]["geometry"].centroid
+    centroid = _geometries(
+        [{"geometry": parcels[row - 1]["geometry"].centroid}],
+        options.get("crs", CGCS2000_GK_114E),
+        options.get("transform"),
+    )[0]
     content = struct.pack("<idd", 1, centroid.x, centroid.y)
-    if options.get("crs", CGCS2000_GK_114E) != CGCS2000_GK_114E:
-        raise ValueError("with_mixed_shape_types writes EPSG:4547 only")
     return _variant(
         directory,
         "with_mixed_shape_types.zip",
@@ -1153,28 +1162,48 @@ def with_declared_area_off(
     return _variant(directory, "with_declared_area_off.zip", changed, options)
 
 
-def utf8_with_cpg(directory: Path, **options: Any) -> Path:
+def utf8_with_cpg(
+    directory: Path, *, parcels: Sequence[Feature] = PARCELS, **options: Any
+) -> Path:
     """Write the parcels in UTF-8 with a ``.cpg`` saying ``UTF-8``."""
     options.update(encoding="UTF-8", cpg="UTF-8")
-    return _variant(directory, "utf8_with_cpg.zip", PARCELS, options)
+    return _variant(directory, "utf8_with_cpg.zip", parcels, options)
 
 
-def gbk_without_cpg(directory: Path, **options: Any) -> Path:
-    """Write the parcels in GBK without a ``.cpg`` (DBF language byte 0)."""
+def gbk_without_cpg(
+    directory: Path, *, parcels: Sequence[Feature] = PARCELS, **options: Any
+) -> Path:
+    """Write the parcels in GBK without a ``.cpg`` (DBF language byte 0).
+
+    GDAL, left to itself, decodes this as ISO-8859-1 and returns mojibake
+    (``Ô\xad´åÃñ ÕÅÈý``) without any warning.
+    """
     options.update(encoding="GBK", cpg=None)
-    return _variant(directory, "gbk_without_cpg.zip", PARCELS, options)
+    return _variant(directory, "gbk_without_cpg.zip", parcels, options)
 
 
-def gbk_with_lying_cpg(directory: Path, **options: Any) -> Path:
-    """Write the parcels in GBK with a ``.cpg`` that says ``UTF-8``."""
+def gbk_with_lying_cpg(
+    directory: Path, *, parcels: Sequence[Feature] = PARCELS, **options: Any
+) -> Path:
+    """Write the parcels in GBK with a ``.cpg`` that says ``UTF-8``.
+
+    GDAL trusts the ``.cpg`` and hands the GBK bytes on as UTF-8; pyogrio
+    then fails the whole read with ``UnicodeDecodeError``.
+    """
     options.update(encoding="GBK", cpg="UTF-8")
-    return _variant(directory, "gbk_with_lying_cpg.zip", PARCELS, options)
+    return _variant(directory, "gbk_with_lying_cpg.zip", parcels, options)
 
 
-def utf8_with_lying_cpg(directory: Path, **options: Any) -> Path:
-    """Write the parcels in UTF-8 with a ``.cpg`` that says ``GBK``."""
+def utf8_with_lying_cpg(
+    directory: Path, *, parcels: Sequence[Feature] = PARCELS, **options: Any
+) -> Path:
+    """Write the parcels in UTF-8 with a ``.cpg`` that says ``GBK``.
+
+    GDAL trusts the ``.cpg`` and recodes the UTF-8 bytes as GBK: silent
+    mojibake (原村民 becomes 鍘熸潙姘), a few bytes dropped.
+    """
     options.update(encoding="UTF-8", cpg="GBK")
-    return _variant(directory, "utf8_with_lying_cpg.zip", PARCELS, options)
+    return _variant(directory, "utf8_with_lying_cpg.zip", parcels, options)
 
 
 # --------------------------------------------------------------------------
