@@ -321,7 +321,8 @@ def buildings_apply(
         cursor.execute(
             "CREATE TEMP TABLE building_stage (code text PRIMARY KEY, "
             "parcel_code text, floors integer, floor_area double precision, "
-            "legality text, owner_group text, footprint geometry(MultiPolygon, 4547)) ON COMMIT DROP"
+            "legality text, owner_group text, "
+            "footprint geometry(MultiPolygon, 4547)) ON COMMIT DROP"
         )
         with cursor.cursor.copy(
             "COPY building_stage (code, parcel_code, floors, floor_area, legality, "
