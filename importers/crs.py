@@ -17,7 +17,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from pyproj.transformer import TransformerGroup
 
-from importers.errors import ImportRefused
+from importers.errors import ImportRefused, Problem
 from spatial import gcj02
 from spatial.crs import STORAGE_SRID, WGS84_SRID, transformer
 
@@ -71,9 +71,14 @@ def resolve(
         )
     if _only_ballpark(crs):
         resolved.warnings.append(
-            _(
-                "No datum transformation from %(crs)s to CGCS2000 is known; "
-                "positions may be off by tens of metres. Check them against the map."
+            Problem.of(
+                _(
+                    "No datum transformation from %(crs)s to CGCS2000 is known; "
+                    "positions may be off by tens of metres. Check them on the map."
+                ),
+                row=None,
+                severity="warning",
+                crs=resolved.label,
             )
         )
     return resolved
@@ -163,7 +168,8 @@ def _only_ballpark(crs: CRS) -> bool:
     if crs.geodetic_crs is None:
         return False
     datum = crs.geodetic_crs.datum.name.lower()
-    if "2000" in datum or "wgs" in datum:
+    # CGCS2000 and WGS84 agree to centimetres: no shift is needed between them.
+    if any(name in datum for name in ("2000", "wgs", "world geodetic system")):
         return False
     group = TransformerGroup(crs, CRS.from_epsg(STORAGE_SRID), always_xy=True)
     return all("ballpark" in t.description.lower() for t in group.transformers)

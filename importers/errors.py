@@ -45,10 +45,11 @@ class Problem:
     ) -> "Problem":
         """Render a translatable template in both languages into a Problem."""
         rendered = {}
+        values = {"row": row, "code": code, "field": field, **params}
         for language in ("zh-hans", "en"):
             with translation.override(language):
                 rendered[language] = str(template) % {
-                    key: str(value) for key, value in params.items()
+                    key: str(value) for key, value in values.items()
                 }
         return cls(row, code, field, rendered["zh-hans"], rendered["en"], severity)
 

@@ -19,6 +19,7 @@ import shapely
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from importers import archive, checks, formats, reading
@@ -221,7 +222,7 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     mapping = _mapping(options, layer.field_names, name=name)
     batch.mapping = mapping.as_dict()
     problems: list[Problem] = list(layer.problems)
-    problems += [Problem.of(w, row=None, severity="warning") for w in resolved.warnings]
+    problems += resolved.warnings
 
     progress(35, "checking geometry")
     rows = layer.rows
@@ -552,7 +553,8 @@ def _check_service_area(storage, ok, rows, codes, layer, resolved, batch, proble
             file=batch.file_name,
             crs=resolved.label,
             extent=", ".join(f"{v:.6g}" for v in bounds),
-            hints=" ".join(str(h) for h in hints),
+            # Lazy, so that each language of the message gets its own hints.
+            hints=format_lazy(" ".join(["{}"] * len(hints)), *hints),
         )
     for i in np.flatnonzero(ok & ~inside):
         problems.append(
