@@ -13,7 +13,7 @@ PORT ?= 8000
 SCALE ?= 1
 export DJANGO_SETTINGS_MODULE := config.settings
 
-.PHONY: help setup system venv messages messages-update migrate static demo test lint format
+.PHONY: bench help setup system venv messages messages-update migrate static demo test lint format
 
 help:
 	@echo "make demo   set everything up, load the demo data, serve on http://$(HOST):$(PORT)"
@@ -55,6 +55,10 @@ test: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+
+# Benchmarks (never in `make test`): figures go to var/bench/ and the README.
+bench: setup
+	$(PY) bench/import_bench.py
 
 # Re-extract translatable strings after changing them; then translate the new
 # entries in locale/zh_Hans/LC_MESSAGES/django.po.

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext_lazy as _
 
 from importers.errors import Problem
+from spatial.geometry import as_multipolygons
 
 POLYGONAL = {shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON}
 TYPE_NAMES = {
@@ -126,7 +127,8 @@ def geometry(
                 )
             )
             ok[i] = False
-    multi = np.where(ok, _as_multi(present), None)
+    multi = np.full(len(present), None, dtype=object)
+    multi[ok] = as_multipolygons(present[ok])
     return multi, ok, problems
 
 
@@ -161,10 +163,62 @@ def overlaps(
     *,
     tolerance_m2: float,
 ) -> list[Problem]:
-    """Report overlaps above the tolerance within the file and with the registry."""
+    """Report overlaps above the tolerance within the file and with the registry.
+
+    Only interiors count (DE-9IM ``T********``): neighbours that share an edge
+    touch, they do not overlap.
+    """
     if len(geoms) == 0:
         return []
     problems = []
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    pairs = left < right
+    left, right = left[pairs], right[pairs]
+    inner = shapely.relate_pattern(geoms[left], geoms[right], "T********")
+    left, right = left[inner], right[inner]
+    areas = shapely.area(shapely.intersection(geoms[left], geoms[right]))
+    for a, b, area in zip(left, right, areas, strict=True):
+        if area <= tolerance_m2:
+            continue
+        for one, other in ((a, b), (b, a)):
+            problems.append(
+                Problem.of(
+                    _("Overlaps %(other)s (row %(other_row)s) by %(area)s m²."),
+                    row=int(rows[one]),
+                    code=codes[one],
+                    field="geometry",
+                    other=codes[other],
+                    other_row=int(rows[other]),
+                    area=f"{area:.2f}",
+                )
+            )
+    for row, code, other_code, area in _registered_overlaps(rows, codes, geoms):
+        if area > tolerance_m2:
+            problems.append(
+                Problem.of(
+                    _("Overlaps registered parcel %(other)s by %(area)s m²."),
+                    row=row,
+                    code=code,
+                    field="geometry",
+                    other=other_code,
+                    area=f"{area:.2f}",
+                )
+            )
+    return problems
+
+
+def _registered_overlaps(rows, codes, geoms) -> list[tuple]:
+    """Return (row, code, registered code, area) for overlaps with the registry."""
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM registry_parcel "
+            "WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4547))",
+            [minx, miny, maxx, maxy],
+        )
+        if not cursor.fetchone()[0]:
+            return []  # nothing registered anywhere near: the usual first import
     ewkb = shapely.to_wkb(shapely.set_srid(geoms, 4547), hex=True, include_srid=True)
     # ON COMMIT DROP: the staging table lives exactly as long as this check.
     with transaction.atomic(), connection.cursor() as cursor:
@@ -180,19 +234,6 @@ def overlaps(
             "COPY check_stage (row, code, geom) FROM STDIN"
         ) as copy:
             copy.write(lines)
-        cursor.execute("CREATE INDEX ON check_stage USING gist (geom)")
-        cursor.execute("ANALYZE check_stage")
-        # Interiors must meet ('T********'): neighbours sharing an edge do not count.
-        cursor.execute(
-            """
-            SELECT a.row, a.code, b.row, b.code,
-                   ST_Area(ST_Intersection(a.geom, b.geom))
-            FROM check_stage a JOIN check_stage b
-              ON a.row < b.row AND a.geom && b.geom
-             AND ST_Relate(a.geom, b.geom, 'T********')
-            """
-        )
-        within = cursor.fetchall()
         cursor.execute(
             """
             SELECT s.row, s.code, p.code, ST_Area(ST_Intersection(s.geom, p.geom))
@@ -201,38 +242,9 @@ def overlaps(
              AND ST_Relate(s.geom, p.geom, 'T********')
             """
         )
-        registered = cursor.fetchall()
+        found = cursor.fetchall()
         cursor.execute("DROP TABLE check_stage")
-    for row_a, code_a, row_b, code_b, area in within:
-        if area > tolerance_m2:
-            for row, code, other_row, other_code in (
-                (row_a, code_a, row_b, code_b),
-                (row_b, code_b, row_a, code_a),
-            ):
-                problems.append(
-                    Problem.of(
-                        _("Overlaps %(other)s (row %(other_row)s) by %(area)s m²."),
-                        row=row,
-                        code=code,
-                        field="geometry",
-                        other=other_code,
-                        other_row=other_row,
-                        area=f"{area:.2f}",
-                    )
-                )
-    for row, code, other_code, area in registered:
-        if area > tolerance_m2:
-            problems.append(
-                Problem.of(
-                    _("Overlaps registered parcel %(other)s by %(area)s m²."),
-                    row=row,
-                    code=code,
-                    field="geometry",
-                    other=other_code,
-                    area=f"{area:.2f}",
-                )
-            )
-    return problems
+    return found
 
 
 def declared_area(
@@ -279,18 +291,6 @@ def summarise(problems: list[Problem]) -> list[dict]:
         {"severity": s, "field": f, "message": m, "count": c}
         for (s, f, m), c in sorted(counts.items(), key=lambda kv: -kv[1])
     ]
-
-
-def _as_multi(geoms: np.ndarray) -> np.ndarray:
-    out = np.empty(len(geoms), dtype=object)
-    for i, g in enumerate(geoms):
-        if g is None or g.is_empty:
-            out[i] = None
-        elif g.geom_type == "Polygon":
-            out[i] = shapely.MultiPolygon([g])
-        else:
-            out[i] = g
-    return out
 
 
 def _polygonal(geom):

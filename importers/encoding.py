@@ -64,10 +64,7 @@ def choose(
     file: str,
 ) -> Choice:
     """Decide the encoding of ``raw`` values (field -> bytes per record)."""
-    non_ascii = {
-        name: np.flatnonzero([_has_high_byte(v) for v in values])
-        for name, values in raw.items()
-    }
+    non_ascii = {name: _high_byte_rows(values) for name, values in raw.items()}
     if override:
         choice = Choice(normalise(override), "override")
     elif cpg and cpg.strip():
@@ -109,6 +106,11 @@ def choose(
 
 def decode_column(values: np.ndarray, encoding: str) -> np.ndarray:
     """Decode a column of bytes; values that do not decode become None."""
+    try:
+        # One C-level pass for the usual, clean column.
+        return np.char.strip(np.char.decode(values, encoding)).astype(object)
+    except UnicodeDecodeError:
+        pass
     out = np.empty(len(values), dtype=object)
     for index, value in enumerate(values):
         try:
@@ -118,8 +120,13 @@ def decode_column(values: np.ndarray, encoding: str) -> np.ndarray:
     return out
 
 
-def _has_high_byte(value: bytes) -> bool:
-    return any(byte >= 0x80 for byte in value)
+def _high_byte_rows(values: np.ndarray) -> np.ndarray:
+    """Return the indexes of values holding any byte >= 0x80 (vectorised)."""
+    width = values.dtype.itemsize
+    if len(values) == 0 or width == 0:
+        return np.array([], dtype=np.int64)
+    as_bytes = np.ascontiguousarray(values).view(np.uint8).reshape(len(values), width)
+    return np.flatnonzero((as_bytes >= 0x80).any(axis=1))
 
 
 def _all_decode(raw, non_ascii, encoding: str) -> bool:

@@ -171,7 +171,7 @@ def undo(batch: ImportBatch, *, actor) -> ImportBatch:
         raise ImportRefused(
             _("Batch #%(batch)s is %(state)s; only committed imports can be undone."),
             batch=batch.pk,
-            state=batch.get_state_display(),
+            state=ImportBatch.State(batch.state).label,
         )
     if batch.layer != ImportBatch.Layer.PARCELS:
         raise ImportRefused(

@@ -315,8 +315,9 @@ class ParcelRevision(models.Model):
     like the status history (migration 0005).
     """
 
+    # Parcels an import created need no revision: their creation row in the
+    # status history names the batch ("import:<id>").
     class Kind(models.TextChoices):
-        CREATED = "created", _("Created by import")
         UPDATED = "updated", _("Re-surveyed by import")
         UNDONE = "undone", _("Import undone")
 
@@ -351,7 +352,7 @@ class ParcelRevision(models.Model):
         ordering = ["parcel_id", "at", "pk"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=["created", "updated", "undone"]),
+                condition=Q(kind__in=["updated", "undone"]),
                 name="parcelrevision_kind_known",
             ),
         ]

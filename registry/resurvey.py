@@ -127,19 +127,13 @@ def survey_apply(
                 FROM survey_stage s
                 WHERE NOT EXISTS (SELECT 1 FROM registry_parcel p WHERE p.code = s.code)
                 RETURNING id
-            ),
-            history AS (
-                INSERT INTO registry_parcelstatuschange
-                    (parcel_id, move, from_status, to_status, actor_id, at, reason,
-                     evidence_ref, banked_on, bank_ref)
-                SELECT id, 'create', '', 'surveyed', %(actor)s, %(at)s, '',
-                       'import:' || %(batch)s, NULL, ''
-                FROM created
             )
-            INSERT INTO registry_parcelrevision
-                (parcel_id, kind, import_batch_id, old_geom, old_land_class,
-                 old_declared_area_m2, actor_id, at)
-            SELECT id, 'created', %(batch)s, NULL, '', NULL, %(actor)s, %(at)s
+            -- The creation row names the batch: that is how undo finds them.
+            INSERT INTO registry_parcelstatuschange
+                (parcel_id, move, from_status, to_status, actor_id, at, reason,
+                 evidence_ref, banked_on, bank_ref)
+            SELECT id, 'create', '', 'surveyed', %(actor)s, %(at)s, '',
+                   'import:' || %(batch)s, NULL, ''
             FROM created
             """,
             params,
@@ -155,31 +149,38 @@ def survey_undo(
     """Reverse one import; refuse if anything later touched its parcels."""
     if not access.is_registry_admin(actor):
         raise PermissionRefused(_("Only registry administrators may undo an import."))
+    params = {"batch": import_batch_id, "actor": actor.pk, "at": at}
     with transaction.atomic(), connection.cursor() as cursor:
+        # What the batch did: parcels it created (their creation row names the
+        # batch) and parcels it re-surveyed (a revision names it), with when.
         cursor.execute(
             """
-            SELECT p.id FROM registry_parcel p
-            JOIN registry_parcelrevision r ON r.parcel_id = p.id
-            WHERE r.import_batch_id = %s AND r.kind IN ('created', 'updated')
-            ORDER BY p.id FOR UPDATE OF p
+            CREATE TEMP TABLE undo_affected ON COMMIT DROP AS
+            SELECT parcel_id, 'updated' AS kind, at FROM registry_parcelrevision
+             WHERE import_batch_id = %(batch)s AND kind = 'updated'
+            UNION ALL
+            SELECT parcel_id, 'created', at FROM registry_parcelstatuschange
+             WHERE move = 'create' AND evidence_ref = 'import:' || %(batch)s
             """,
-            [import_batch_id],
+            params,
+        )
+        cursor.execute(
+            "SELECT p.id FROM registry_parcel p JOIN undo_affected a "
+            "ON a.parcel_id = p.id ORDER BY p.id FOR UPDATE OF p"
         )
         cursor.execute(
             """
-            SELECT p.code FROM registry_parcel p
-            JOIN registry_parcelrevision r ON r.parcel_id = p.id
-            WHERE r.import_batch_id = %(batch)s AND r.kind IN ('created', 'updated')
-              AND (p.updated_at > r.at
-                   OR EXISTS (SELECT 1 FROM registry_parcelstatuschange h
-                              WHERE h.parcel_id = p.id AND h.at > r.at)
-                   OR EXISTS (SELECT 1 FROM registry_parcelrevision later
-                              WHERE later.parcel_id = p.id AND later.at > r.at)
-                   OR (r.kind = 'created' AND EXISTS (
-                          SELECT 1 FROM registry_building b WHERE b.parcel_id = p.id)))
+            SELECT p.code FROM registry_parcel p JOIN undo_affected a
+              ON a.parcel_id = p.id
+            WHERE p.updated_at > a.at
+               OR EXISTS (SELECT 1 FROM registry_parcelstatuschange h
+                          WHERE h.parcel_id = p.id AND h.at > a.at)
+               OR EXISTS (SELECT 1 FROM registry_parcelrevision later
+                          WHERE later.parcel_id = p.id AND later.at > a.at)
+               OR (a.kind = 'created' AND EXISTS (
+                      SELECT 1 FROM registry_building b WHERE b.parcel_id = p.id))
             ORDER BY p.code LIMIT 20
-            """,
-            {"batch": import_batch_id},
+            """
         )
         touched = [row[0] for row in cursor.fetchall()]
         if touched:
@@ -190,7 +191,6 @@ def survey_undo(
                 ),
                 codes=", ".join(touched),
             )
-        params = {"batch": import_batch_id, "actor": actor.pk, "at": at}
         cursor.execute(
             """
             WITH restored AS (
@@ -213,31 +213,22 @@ def survey_undo(
         restored = cursor.rowcount
         cursor.execute("SET LOCAL registry.allow_history_delete = 'on'")
         cursor.execute(
-            """
-            CREATE TEMP TABLE undo_created ON COMMIT DROP AS
-            SELECT parcel_id AS id FROM registry_parcelrevision
-            WHERE import_batch_id = %s AND kind = 'created'
-            """,
-            [import_batch_id],
-        )
-        cursor.execute(
             "DELETE FROM registry_parcelstatuschange WHERE parcel_id IN "
-            "(SELECT id FROM undo_created)"
+            "(SELECT parcel_id FROM undo_affected WHERE kind = 'created')"
         )
         cursor.execute(
-            "DELETE FROM registry_parcelrevision WHERE parcel_id IN "
-            "(SELECT id FROM undo_created)"
-        )
-        cursor.execute(
-            "DELETE FROM registry_parcel WHERE id IN (SELECT id FROM undo_created)"
+            "DELETE FROM registry_parcel WHERE id IN "
+            "(SELECT parcel_id FROM undo_affected WHERE kind = 'created')"
         )
         removed = cursor.rowcount
-        cursor.execute("DROP TABLE undo_created")
+        cursor.execute("DROP TABLE undo_affected")
         cursor.execute("SET LOCAL registry.allow_history_delete = 'off'")
     return Applied(removed, restored, 0)
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+)
 
 
 def _text(value: str) -> str:

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             name='ParcelRevision',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('created', 'Created by import'), ('updated', 'Re-surveyed by import'), ('undone', 'Import undone')], max_length=8, verbose_name='kind')),
+                ('kind', models.CharField(choices=[('updated', 'Re-surveyed by import'), ('undone', 'Import undone')], max_length=8, verbose_name='kind')),
                 ('import_batch_id', models.BigIntegerField(verbose_name='import batch')),
                 ('old_geom', django.contrib.gis.db.models.fields.MultiPolygonField(blank=True, null=True, srid=4547, verbose_name='previous geometry')),
                 ('old_land_class', models.CharField(blank=True, choices=[('collective', 'Former rural collective land'), ('state_farm', 'Former Guangming state-farm land'), ('unfinished_expropriation', 'Land with unfinished expropriation')], max_length=24, verbose_name='previous land class')),
@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
                 'verbose_name_plural': 'parcel revisions',
                 'ordering': ['parcel_id', 'at', 'pk'],
                 'indexes': [models.Index(fields=['import_batch_id'], name='parcelrevision_batch'), models.Index(fields=['parcel', 'at'], name='parcelrevision_parcel_at')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['created', 'updated', 'undone'])), name='parcelrevision_kind_known')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['updated', 'undone'])), name='parcelrevision_kind_known')],
             },
         ),
     ]

@@ -1,0 +1,190 @@
+"""Benchmark of the survey import against ogr2ogr and Django's LayerMapping.
+
+Run by ``make bench``. In one run, on a fresh scratch database:
+
+1. a 100,000-polygon GBK shapefile (no .cpg), zipped, is generated;
+2. our import (``import_survey --commit``: unzip, own DBF reading and encoding
+   check, CRS, every per-feature check, overlap checks in PostGIS, the commit
+   with history and revisions) is timed as a separate process;
+3. ``ogr2ogr -f PostgreSQL --config PG_USE_COPY YES`` loads the same zip into a
+   plain table, no checks (the floor for "getting polygons into PostGIS");
+4. Django's ``LayerMapping`` loads the first 10,000 rows (it is row by row);
+5. our import of 1,000,000 polygons, for peak memory.
+
+Wall time and peak RSS of each process are written to var/bench/import.json and
+printed as a table.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import PYTHON, ROOT, fresh_database, manage, save, timed
+from tests.importers.corpus import generate_gbk_shapefile
+
+SETUP = """
+from django.contrib.auth import get_user_model
+from django.contrib.gis.geos import MultiPolygon, Polygon
+from registry.models import Project
+user, _ = get_user_model().objects.get_or_create(
+    username="bench", defaults={"is_superuser": True}
+)
+Project.objects.get_or_create(code="BENCH", defaults=dict(
+    name_zh="基准测试", name_en="Benchmark", kind="other", street="guangming",
+    boundary=MultiPolygon(
+        Polygon.from_bbox((487800, 2512900, 497900, 2523000)), srid=4547
+    ),
+    planned_area_m2=64e6))
+"""
+
+LAYERMAPPING = """
+import os
+from django.contrib.gis.db import models
+from django.contrib.gis.utils import LayerMapping
+from django.db import connection
+
+class BenchParcel(models.Model):
+    code = models.CharField(max_length=40)
+    land_class = models.CharField(max_length=40)
+    declared = models.FloatField(null=True)
+    geom = models.MultiPolygonField(srid=4547)
+    class Meta:
+        app_label = "fixtures"
+        db_table = "bench_layermapping"
+
+with connection.schema_editor() as editor:
+    editor.execute("DROP TABLE IF EXISTS bench_layermapping")
+    editor.create_model(BenchParcel)
+mapping = {
+    "code": "DKBM", "land_class": "QSXZ", "declared": "MJ", "geom": "MULTIPOLYGON"
+}
+lm = LayerMapping(
+    BenchParcel, os.environ["BENCH_SHP"], mapping, encoding="gb18030",
+    transaction_mode="commit_on_success",
+)
+lm.save(silent=True, strict=True)
+print(BenchParcel.objects.count(), "rows")
+"""
+
+
+def main() -> None:
+    """Run the benchmark and print the comparison."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--layermapping-rows", type=int, default=10_000)
+    parser.add_argument("--million", type=int, default=1_000_000, help="0 skips it")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="landreg-bench-"))
+    print(f"generating {args.rows:,} GBK polygons in {work} …", flush=True)
+    big = generate_gbk_shapefile(work / "big", args.rows)
+    small = generate_gbk_shapefile(work / "small", args.layermapping_rows, as_zip=False)
+
+    url = fresh_database("landreg_bench")
+    manage(url, "shell", "-c", SETUP)
+    env = {"DATABASE_URL": url}
+    ours = timed(
+        "ours",
+        [
+            PYTHON,
+            str(ROOT / "manage.py"),
+            "import_survey",
+            str(big),
+            "--project",
+            "BENCH",
+            "--commit",
+            "--user",
+            "bench",
+            "-v",
+            "0",
+        ],
+        env=env,
+    )
+    ogr = timed(
+        "ogr2ogr",
+        [
+            "ogr2ogr",
+            "-f",
+            "PostgreSQL",
+            _pg(),
+            f"/vsizip/{big}",
+            "-nln",
+            "bench_ogr",
+            "-overwrite",
+            "-nlt",
+            "MULTIPOLYGON",
+            "-lco",
+            "GEOMETRY_NAME=geom",
+            "-oo",
+            "ENCODING=GBK",
+            "--config",
+            "PG_USE_COPY",
+            "YES",
+        ],
+    )
+    layermapping = timed(
+        "layermapping",
+        [PYTHON, str(ROOT / "manage.py"), "shell", "-c", LAYERMAPPING],
+        env={**env, "BENCH_SHP": str(small)},
+    )
+    runs = {"ours": ours, "ogr2ogr": ogr, "layermapping_10k": layermapping}
+    for name, run in runs.items():
+        print(f"{name}: {run.seconds:.1f} s, {run.peak_rss_mb:.0f} MB", flush=True)
+    if args.million:
+        print(f"generating {args.million:,} polygons …", flush=True)
+        million = generate_gbk_shapefile(work / "million", args.million, seed=1)
+        url = fresh_database("landreg_bench")
+        manage(url, "shell", "-c", SETUP)
+        runs["ours_1m"] = timed(
+            "ours_1m",
+            [
+                PYTHON,
+                str(ROOT / "manage.py"),
+                "import_survey",
+                str(million),
+                "--project",
+                "BENCH",
+                "--commit",
+                "--user",
+                "bench",
+                "-v",
+                "0",
+            ],
+            env={"DATABASE_URL": url},
+        )
+    rows = args.rows
+    print()
+    print("| run | rows | seconds | rows/s | peak RSS (MB) | time per row vs ogr2ogr |")
+    print("|---|---|---|---|---|---|")
+    for name, run in runs.items():
+        sizes = {"layermapping_10k": args.layermapping_rows, "ours_1m": args.million}
+        n = sizes.get(name, rows)
+        ratio = (run.seconds / n) / (ogr.seconds / rows)
+        print(
+            f"| {name} | {n:,} | {run.seconds:.1f} | {n / run.seconds:,.0f} "
+            f"| {run.peak_rss_mb:.0f} | {ratio:.2f}× |"
+        )
+    save("import", {"rows": rows, "runs": runs})
+
+
+def _import_command(path: Path) -> list[str]:
+    return [
+        PYTHON, str(ROOT / "manage.py"), "import_survey", str(path),
+        "--project", "BENCH", "--commit", "--user", "bench", "-v", "0",
+    ]  # fmt: skip
+
+
+def _pg() -> str:
+    env = os.environ.get
+    return (
+        f"PG:dbname=landreg_bench host={env('PGHOST', '127.0.0.1')} "
+        f"port={env('PGPORT', '5432')} user={env('PGUSER', 'landreg')} "
+        f"password={env('PGPASSWORD', 'landreg')}"
+    )
+
+
+if __name__ == "__main__":
+    main()
