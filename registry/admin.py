@@ -28,6 +28,7 @@ from registry.models import (
     BuildingStatusChange,
     Membership,
     Parcel,
+    ParcelRevision,
     ParcelStatusChange,
     Project,
 )
@@ -331,6 +332,14 @@ class ParcelStatusChangeAdmin(HistoryAdmin):
     list_filter = ["parcel__project", "parcel__land_class", "to_status", "move"]
     search_fields = ["parcel__code", "reason", "evidence_ref"]
     date_hierarchy = "at"
+    list_select_related = ["parcel", "actor"]
+
+
+@admin.register(ParcelRevision, site=admin_site)
+class ParcelRevisionAdmin(HistoryAdmin):
+    list_display = ["parcel", "kind", "import_batch_id", "actor", "at"]
+    list_filter = ["kind", "parcel__project"]
+    search_fields = ["parcel__code"]
     list_select_related = ["parcel", "actor"]
 
 
