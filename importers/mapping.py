@@ -9,6 +9,8 @@ it for the next delivery from the same source.
 import re
 from dataclasses import asdict, dataclass, field
 
+from django.utils.translation import gettext_lazy as _
+
 from registry.choices import LandClass, Legality, OwnerGroup
 
 PARCEL_TARGETS = ("code", "land_class", "declared_area")
@@ -23,6 +25,17 @@ BUILDING_TARGETS = (
 REQUIRED = {
     "parcels": ("code", "land_class"),
     "buildings": ("code", "parcel_code", "owner_group"),
+}
+
+TARGET_LABELS = {
+    "code": _("code"),
+    "land_class": _("land class"),
+    "declared_area": _("declared area (m²)"),
+    "parcel_code": _("parcel code"),
+    "floors": _("floors"),
+    "floor_area": _("floor area (m²)"),
+    "legality": _("legality"),
+    "owner_group": _("owner group"),
 }
 
 # Field names seen in Guangming survey deliveries, compared case-insensitively

@@ -570,16 +570,15 @@ def _check_service_area(storage, ok, rows, codes, layer, resolved, batch, proble
         problems.append(Problem.of(hint, row=None, severity="warning"))
 
 
-def _preview(layer, rows) -> list[dict]:
-    out = []
-    for i in range(min(PREVIEW_ROWS, len(rows))):
-        out.append(
-            {
-                "row": int(rows[i]),
-                **{n: _json(layer.fields[n][i]) for n in layer.field_names},
-            }
-        )
-    return out
+def _preview(layer, rows) -> list[list]:
+    """Return the first rows as lists (row number first), in the file's field order.
+
+    Lists, not objects: PostgreSQL's jsonb does not keep the order of keys.
+    """
+    return [
+        [int(rows[i]), *(_json(layer.fields[n][i]) for n in layer.field_names)]
+        for i in range(min(PREVIEW_ROWS, len(rows)))
+    ]
 
 
 def _json(value):

@@ -13,7 +13,7 @@ from django.views.decorators.http import (
 
 from importers import pipeline, tasks, uploads
 from importers.forms import RecheckForm, UploadForm
-from importers.mapping import source_key
+from importers.mapping import TARGET_LABELS, source_key
 from importers.models import ImportBatch, SavedMapping
 from importers.selectors import batches_visible_to
 from registry import access
@@ -102,6 +102,12 @@ def batch_detail(request, pk: int):
             "report": report,
             "running": running,
             "recheck_form": RecheckForm(initial=_recheck_initial(batch)),
+            "mapping_rows": [
+                (TARGET_LABELS.get(target, target), source)
+                for target, source in (report.get("mapping") or {})
+                .get("fields", {})
+                .items()
+            ],
             "can_undo": batch.state == ImportBatch.State.COMMITTED
             and access.is_registry_admin(request.user),
         },
