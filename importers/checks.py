@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext_lazy as _
 
 from importers.errors import Problem
+from registry.pgcopy import copy_rows
 from spatial.geometry import as_multipolygons
 
 POLYGONAL = {shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON}
@@ -226,14 +227,12 @@ def _registered_overlaps(rows, codes, geoms) -> list[tuple]:
             "CREATE TEMP TABLE check_stage (row integer, code text, "
             "geom geometry(MultiPolygon, 4547)) ON COMMIT DROP"
         )
-        lines = "".join(
-            f"{int(r)}\t{_escape(c)}\t{g}\n"
-            for r, c, g in zip(rows, codes, ewkb, strict=True)
+        copy_rows(
+            cursor,
+            "check_stage",
+            ("row", "code", "geom"),
+            zip((int(r) for r in rows), codes, ewkb, strict=True),
         )
-        with cursor.cursor.copy(
-            "COPY check_stage (row, code, geom) FROM STDIN"
-        ) as copy:
-            copy.write(lines)
         cursor.execute(
             """
             SELECT s.row, s.code, p.code, ST_Area(ST_Intersection(s.geom, p.geom))
@@ -301,9 +300,3 @@ def _polygonal(geom):
         for p in ([p] if p.geom_type == "Polygon" else list(p.geoms))
     ]
     return shapely.MultiPolygon(parts) if parts else shapely.MultiPolygon()
-
-
-def _escape(value) -> str:
-    return str(value).translate(
-        str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-    )

@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from registry import access
 from registry.errors import PermissionRefused, TransitionRefused
 from registry.models import Project
+from registry.pgcopy import copy_rows
 
 
 @dataclass
@@ -226,18 +227,6 @@ def survey_undo(
     return Applied(removed, restored, 0)
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _text(value: str) -> str:
-    """Escape a value for COPY's text format: codes come from untrusted files."""
-    return str(value).translate(_COPY_ESCAPES)
-
-
-def _number(value: float | None) -> str:
-    return "\\N" if value is None else repr(float(value))
-
-
 def _stage(cursor, parcels: SurveyedParcels) -> None:
     cursor.execute(
         """
@@ -247,20 +236,18 @@ def _stage(cursor, parcels: SurveyedParcels) -> None:
         ) ON COMMIT DROP
         """
     )
-    lines = "".join(
-        f"{_text(code)}\t{_text(land_class)}\t{_number(declared)}\t{ewkb}\n"
-        for code, land_class, declared, ewkb in zip(
+    copy_rows(
+        cursor,
+        "survey_stage",
+        ("code", "land_class", "declared", "geom"),
+        zip(
             parcels.codes,
             parcels.land_classes,
             parcels.declared_areas,
             parcels.ewkb,
             strict=True,
-        )
+        ),
     )
-    with cursor.cursor.copy(
-        "COPY survey_stage (code, land_class, declared, geom) FROM STDIN"
-    ) as copy:
-        copy.write(lines)
 
 
 @dataclass
@@ -292,20 +279,6 @@ def buildings_apply(
             _("You may not import survey data into project %(project)s."),
             project=project.code,
         )
-    rows = zip(
-        buildings.codes,
-        buildings.parcel_codes,
-        buildings.floors,
-        buildings.floor_areas,
-        buildings.legalities,
-        buildings.owner_groups,
-        buildings.ewkb,
-        strict=True,
-    )
-    lines = "".join(
-        f"{_text(c)}\t{_text(p)}\t{int(f)}\t{_number(a)}\t{_text(lg)}\t{_text(o)}\t{g}\n"
-        for c, p, f, a, lg, o, g in rows
-    )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE building_stage (code text PRIMARY KEY, "
@@ -313,11 +286,22 @@ def buildings_apply(
             "legality text, owner_group text, "
             "footprint geometry(MultiPolygon, 4547)) ON COMMIT DROP"
         )
-        with cursor.cursor.copy(
-            "COPY building_stage (code, parcel_code, floors, floor_area, legality, "
-            "owner_group, footprint) FROM STDIN"
-        ) as copy:
-            copy.write(lines)
+        copy_rows(
+            cursor,
+            "building_stage",
+            ("code", "parcel_code", "floors", "floor_area", "legality",
+             "owner_group", "footprint"),
+            zip(
+                buildings.codes,
+                buildings.parcel_codes,
+                (int(f) for f in buildings.floors),
+                (float(a) for a in buildings.floor_areas),
+                buildings.legalities,
+                buildings.owner_groups,
+                buildings.ewkb,
+                strict=True,
+            ),
+        )  # fmt: skip
         cursor.execute(
             """
             SELECT s.code, s.parcel_code FROM building_stage s
