@@ -32,6 +32,17 @@ ALIASES = {
 }
 
 
+# Why an encoding was chosen, for the report.
+SOURCE_LABELS = {
+    "override": _("chosen by the surveyor"),
+    "cpg": _("from the .cpg file"),
+    "dbf-language-driver": _("from the DBF language byte"),
+    "utf-8": _("the text is valid UTF-8"),
+    "gb18030": _("not UTF-8, so GB18030"),
+    "format": _("the format is always UTF-8"),
+}
+
+
 @dataclass
 class Choice:
     """The encoding used, why, and what did not decode with it."""

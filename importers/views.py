@@ -12,6 +12,7 @@ from django.views.decorators.http import (
 )
 
 from importers import pipeline, tasks, uploads
+from importers.encoding import SOURCE_LABELS
 from importers.forms import RecheckForm, UploadForm
 from importers.mapping import TARGET_LABELS, source_key
 from importers.models import ImportBatch, SavedMapping
@@ -102,6 +103,9 @@ def batch_detail(request, pk: int):
             "report": report,
             "running": running,
             "recheck_form": RecheckForm(initial=_recheck_initial(batch)),
+            "encoding_source": SOURCE_LABELS.get(
+                batch.encoding_source, batch.encoding_source
+            ),
             "mapping_rows": [
                 (TARGET_LABELS.get(target, target), source)
                 for target, source in (report.get("mapping") or {})

@@ -6,9 +6,11 @@ failed run can be looked at.
 """
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
@@ -47,6 +49,28 @@ def browser_page(live_server, monkeypatch):
         page.on("request", lambda request: requested.append(request.url))
         yield page, requested
         browser.close()
+
+
+def outside_the_browser(function):
+    """Run ``function`` (ORM calls, the job worker) in a thread of its own.
+
+    Playwright's loop owns the test's thread while a page is open; database work
+    done there opens connections that outlive the test. A thread of its own gets
+    its own connections, closed when it is done.
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = function()
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    worker.join(timeout=300)
+    assert not worker.is_alive(), "background work did not finish"
+    return outcome["value"]
 
 
 def log_in(page, live_server, username: str, password: str) -> None:
