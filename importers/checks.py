@@ -16,6 +16,9 @@ from importers.errors import Problem
 from registry.pgcopy import copy_rows
 from spatial.geometry import as_multipolygons
 
+# A file laid over the wrong place can overlap everything; list this many at most
+# (any one of them already refuses the row).
+MAX_REGISTERED_OVERLAPS = 20_000
 POLYGONAL = {shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON}
 TYPE_NAMES = {
     shapely.GeometryType.POINT: "Point",
@@ -239,7 +242,9 @@ def _registered_overlaps(rows, codes, geoms) -> list[tuple]:
             FROM check_stage s JOIN registry_parcel p
               ON p.geom && s.geom AND p.code <> s.code
              AND ST_Relate(s.geom, p.geom, 'T********')
-            """
+            LIMIT %s
+            """,
+            [MAX_REGISTERED_OVERLAPS],
         )
         found = cursor.fetchall()
         cursor.execute("DROP TABLE check_stage")
