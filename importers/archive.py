@@ -11,6 +11,7 @@ removes; nothing is ever written next to the upload.
 import shutil
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -62,21 +63,28 @@ def unpack(upload: Path, into: Path, *, name: str, limits: Limits) -> Path:
         return target
     if not zipfile.is_zipfile(upload):
         raise ImportRefused(_("%(file)s is not a valid zip archive."), file=name)
-    with zipfile.ZipFile(upload) as archive:
-        entries = archive.infolist()
-        _check_entries(entries, name=name, limits=limits)
-        written = 0
-        for entry in entries:
-            if entry.is_dir():
-                continue
-            destination = target.joinpath(*PurePosixPath(entry.filename).parts)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(entry) as source, open(destination, "xb") as sink:
-                while chunk := source.read(CHUNK):
-                    written += len(chunk)
-                    if written > limits.unpacked_bytes:
-                        raise _too_big(name, limits)
-                    sink.write(chunk)
+    try:
+        with zipfile.ZipFile(upload) as archive:
+            entries = archive.infolist()
+            _check_entries(entries, name=name, limits=limits)
+            written = 0
+            for entry in entries:
+                if entry.is_dir():
+                    continue
+                destination = target.joinpath(*PurePosixPath(entry.filename).parts)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(entry) as source, open(destination, "xb") as sink:
+                    while chunk := source.read(CHUNK):
+                        written += len(chunk)
+                        if written > limits.unpacked_bytes:
+                            raise _too_big(name, limits)
+                        sink.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
+        raise ImportRefused(
+            _("%(file)s is a damaged zip archive: %(error)s"),
+            file=name,
+            error=str(error)[:200],
+        ) from error
     return target
 
 
@@ -90,9 +98,27 @@ def _check_entries(
             count=f"{len(entries):,}",
             limit=f"{limits.entries:,}",
         )
-    declared = 0
+    declared, files, folders = 0, set(), set()
     for entry in entries:
         member = entry.filename
+        # One destination per entry (compared without letter case, as the
+        # shapefile sets are): a repeated name, or a file where a folder must
+        # go, would let one entry overwrite or shadow another.
+        key = PurePosixPath(member.rstrip("/").lower())
+        parents = {str(parent) for parent in key.parents if str(parent) != "."}
+        if entry.is_dir():
+            conflict = str(key) in files
+            folders.add(str(key))
+        else:
+            conflict = str(key) in files or str(key) in folders
+            files.add(str(key))
+        folders |= parents
+        if conflict or parents & files:
+            raise ImportRefused(
+                _("%(file)s contains “%(entry)s” more than once; refused."),
+                file=name,
+                entry=member,
+            )
         parts = PurePosixPath(member).parts
         if (
             "\\" in member

@@ -51,6 +51,8 @@ def read_dbf(path: Path, *, name_encoding: str = "gb18030") -> DbfTable:
     if version & 0x07 not in (2, 3, 4, 5):
         raise DbfError(f"version byte 0x{version:02x} is not dBASE")
     header_count, header_length, record_length = struct.unpack("<IHH", data[4:12])
+    if header_length > len(data) or header_length < 33:
+        raise DbfError("the header is cut short")
     language_driver = data[29]
     fields, raw_names, offset = [], {}, 32
     while offset + 32 <= header_length and data[offset] != 0x0D:

@@ -133,7 +133,19 @@ def _shapefile_sets(files: list[Path]) -> dict[str, dict[str, Path]]:
 def _choose_shapefile(
     sets: dict[str, dict[str, Path]], *, name: str, layer: str | None
 ) -> Source:
-    names = {Path(members[".shp"]).stem: members for members in sets.values()}
+    names: dict[str, dict[str, Path]] = {}
+    for members in sets.values():
+        stem = members[".shp"].stem
+        if stem.lower() in {n.lower() for n in names}:
+            raise ImportRefused(
+                _(
+                    "%(file)s holds two layers named %(layer)s in different folders; "
+                    "keep one."
+                ),
+                file=name,
+                layer=stem,
+            )
+        names[stem] = members
     if layer is not None:
         matching = [n for n in names if n.lower() == layer.lower()]
         if not matching:

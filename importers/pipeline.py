@@ -30,7 +30,7 @@ from importers.models import ImportBatch, SavedMapping
 from registry import access
 from registry.choices import LandClass
 from registry.errors import PermissionRefused, RegistryError
-from registry.models import Project
+from registry.models import Parcel, Project
 from registry.resurvey import (
     SurveyedBuildings,
     SurveyedParcels,
@@ -42,6 +42,7 @@ from spatial.service_area import service_area
 
 Progress = Callable[[int, str], None]
 PREVIEW_ROWS = 10
+PRECISION_M = 0.001
 IMPORT_LOCK = 440311  # advisory lock class of imports; the second key is the project
 REPORTED_PROBLEMS = 5000
 
@@ -119,10 +120,14 @@ def run(
                         [IMPORT_LOCK, batch.project_id],
                     )
             checked = _check(batch, options, Path(workdir), report_progress)
-            if not checked.accepted:
-                return _finish(batch, ImportBatch.State.REFUSED, checked)
-            if not commit:
-                return _finish(batch, ImportBatch.State.CHECKED, checked)
+            if not checked.accepted or not commit:
+                state = (
+                    ImportBatch.State.CHECKED
+                    if checked.accepted
+                    else ImportBatch.State.REFUSED
+                )
+                report_progress(100, "")
+                return _finish(batch, state, checked)
             report_progress(90, "committing")
             now = timezone.now()
             if options.layer == "parcels":
@@ -146,6 +151,7 @@ def run(
                 applied.unchanged,
             )
             batch.committed_at, batch.committed_by = now, batch.created_by
+            report_progress(100, "")
             return _finish(batch, ImportBatch.State.COMMITTED, checked)
     except RegistryError as error:
         batch.state = ImportBatch.State.REFUSED
@@ -167,12 +173,6 @@ def run(
 
 def undo(batch: ImportBatch, *, actor) -> ImportBatch:
     """Undo a committed batch (see ``registry.resurvey.survey_undo``)."""
-    if batch.state != ImportBatch.State.COMMITTED:
-        raise ImportRefused(
-            _("Batch #%(batch)s is %(state)s; only committed imports can be undone."),
-            batch=batch.pk,
-            state=ImportBatch.State(batch.state).label,
-        )
     if batch.layer != ImportBatch.Layer.PARCELS:
         raise ImportRefused(
             _(
@@ -181,7 +181,18 @@ def undo(batch: ImportBatch, *, actor) -> ImportBatch:
             )
         )
     with transaction.atomic():
+        # The state is checked on the locked row: two undo requests at once must
+        # not both pass.
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        if locked.state != ImportBatch.State.COMMITTED:
+            raise ImportRefused(
+                _(
+                    "Batch #%(batch)s is %(state)s; only committed imports can be "
+                    "undone."
+                ),
+                batch=locked.pk,
+                state=ImportBatch.State(locked.state).label,
+            )
         now = timezone.now()
         survey_undo(import_batch_id=locked.pk, actor=actor, at=now)
         locked.state = ImportBatch.State.UNDONE
@@ -240,25 +251,35 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     )
     problems += geometry_problems
     storage = np.full(len(geoms), None, dtype=object)
-    storage[ok] = crs_module.to_storage(geoms[ok], resolved.crs)
+    # Coordinates are kept to the millimetre: a survey is not more precise, and
+    # the same parcels delivered again in another CRS then compare equal.
+    storage[ok] = shapely.set_precision(
+        crs_module.to_storage(geoms[ok], resolved.crs), PRECISION_M
+    )
     _check_service_area(storage, ok, rows, codes, layer, resolved, batch, problems)
 
     if options.layer == "parcels":
         progress(55, "checking overlaps")
         build = _parcel_checks(
-            rows, codes, storage, ok, layer, mapping, options, problems
+            rows, codes, storage, ok, layer, mapping, options, batch, problems
         )
     else:
         build = _building_checks(
             rows, codes, storage, ok, layer, mapping, batch, problems
         )
     progress(80, "reporting")
+    # Rows the reader already rejected (a deleted record, a shape without its
+    # attributes) get no follow-on complaints about what is missing from them.
+    unread = {p.row for p in layer.problems if p.severity == "error" and p.row}
+    problems = list(layer.problems) + [
+        p for p in problems[len(layer.problems) :] if p.row not in unread
+    ]
     bad_rows = checks.rows_with_errors(problems)
     file_errors = [p for p in problems if p.severity == "error" and p.row is None]
     keep = ok & ~np.isin(rows, list(bad_rows))
     rejected = len(rows) - int(keep.sum())
     accepted = not file_errors and (
-        rejected == 0 or (options.valid_only and keep.any())
+        rejected == 0 or (options.valid_only and bool(keep.any()))
     )
     ewkb = (
         list(
@@ -298,8 +319,23 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     return Checked(accepted, report, payload, len(rows), rejected)
 
 
-def _parcel_checks(rows, codes, storage, ok, layer, mapping, options, problems):
+def _parcel_checks(rows, codes, storage, ok, layer, mapping, options, batch, problems):
     """Check the parcel fields; return a builder of the rows to commit."""
+    elsewhere = dict(
+        Parcel.objects.filter(code__in=set(codes) - {""})
+        .exclude(project=batch.project)
+        .values_list("code", "project__code")
+    )
+    for i in np.flatnonzero([code in elsewhere for code in codes]):
+        problems.append(
+            Problem.of(
+                _("The code is already registered in project %(other)s."),
+                row=int(rows[i]),
+                code=codes[i],
+                field=mapping.fields["code"],
+                other=elsewhere[codes[i]] or "—",
+            )
+        )
     land_classes = _land_classes(mapping, layer, rows, codes, options, problems)
     declared_field = mapping.fields.get("declared_area")
     declared = _numbers(
@@ -548,13 +584,13 @@ def _check_service_area(storage, ok, rows, codes, layer, resolved, batch, proble
         raise ImportRefused(
             _(
                 "%(file)s lies outside Guangming: read as %(crs)s its extent is "
-                "%(extent)s. %(hints)s"
+                "%(extent)s.%(hints)s"
             ),
             file=batch.file_name,
             crs=resolved.label,
             extent=", ".join(f"{v:.6g}" for v in bounds),
             # Lazy, so that each language of the message gets its own hints.
-            hints=format_lazy(" ".join(["{}"] * len(hints)), *hints),
+            hints=format_lazy(" {}" * len(hints), *hints) if hints else "",
         )
     for i in np.flatnonzero(ok & ~inside):
         problems.append(
