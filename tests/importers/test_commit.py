@@ -32,7 +32,6 @@ from tests.importers.helpers import (
     DATABASES,
     SIX_VALID,
     assert_chinese,
-    assert_refused,
     registry_state,
     reported,
     run_import,
