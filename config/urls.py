@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import set_language
 
+from registry import api as registry_api
 from registry.admin import admin_site
 
 urlpatterns = [
@@ -18,5 +19,7 @@ urlpatterns = [
     path("admin/", admin_site.urls),
     path("imports/", include("importers.urls")),
     path("api/imports/", include("importers.api_urls")),
+    path("api/statistics/progress/", registry_api.progress, name="api-progress"),
+    path("api/statistics/banked/", registry_api.banked, name="api-banked"),
     path("", include("registry.urls")),
 ]

@@ -1,0 +1,142 @@
+"""Read-only registry API: progress statistics (more endpoints to come)."""
+
+from datetime import datetime
+
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.timezone import get_current_timezone, make_aware
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from registry import access, statistics
+from registry.models import Project
+
+
+def _as_of(text: str | None) -> datetime | None:
+    """Parse ``as_of`` (a date means the end of that day, Shanghai time)."""
+    if not text:
+        return None
+    try:
+        day = parse_date(text) if len(text) == 10 else None
+        moment = None if day else parse_datetime(text)
+    except ValueError:  # well-formed but impossible, e.g. 2025-13-45
+        day = moment = None
+    if moment is None:
+        if day is None:
+            raise ValidationError(
+                {
+                    "error": {
+                        "zh": f"as_of 不是日期或时间：{text}",
+                        "en": f"as_of is not a date or date-time: {text}",
+                    }
+                }
+            )
+        moment = datetime(day.year, day.month, day.day, 23, 59, 59, 999999)
+    if moment.tzinfo is None:
+        moment = make_aware(moment, get_current_timezone())
+    return moment
+
+
+@api_view(["GET"])
+def progress(request):
+    """Return area and parcel counts per project, land class, status and street."""
+    if not access.can_read_registry(request.user):
+        raise PermissionDenied(
+            {
+                "error": {
+                    "zh": "您没有查看统计的权限。",
+                    "en": "You may not read statistics.",
+                }
+            }
+        )
+    as_of = _as_of(request.query_params.get("as_of"))
+    cells = statistics.area_cells(as_of=as_of)
+    district = statistics.summarise(cells)
+    projects = []
+    for project in Project.objects.order_by("code"):
+        summary = statistics.summarise(cells, project=project.code)
+        projects.append(
+            {
+                "code": project.code,
+                "name_zh": project.name_zh,
+                "name_en": project.name_en,
+                "planned_area_m2": project.planned_area_m2,
+                **_figures(summary),
+                "cleared_of_planned": summary.cleared_m2 / project.planned_area_m2,
+            }
+        )
+    return Response(
+        {
+            "as_of": as_of.isoformat() if as_of else None,
+            "district": {
+                **_figures(district),
+                "district_area_km2": statistics.DISTRICT_AREA_KM2,
+                "banked_share_of_district": district.banked_m2
+                / 1e6
+                / statistics.DISTRICT_AREA_KM2,
+            },
+            "projects": projects,
+            "cells": [
+                {
+                    "project": c.project,
+                    "land_class": c.land_class,
+                    "status": c.status,
+                    "street": c.street,
+                    "cleared": c.cleared,
+                    "parcels": c.parcels,
+                    "area_m2": c.area_m2,
+                }
+                for c in cells
+            ],
+        }
+    )
+
+
+@api_view(["GET"])
+def banked(request):
+    """Return the area moved into the land bank per period, and cumulatively."""
+    if not access.can_read_registry(request.user):
+        raise PermissionDenied(
+            {
+                "error": {
+                    "zh": "您没有查看统计的权限。",
+                    "en": "You may not read statistics.",
+                }
+            }
+        )
+    period = request.query_params.get("period", "month")
+    if period not in {"month", "quarter", "year"}:
+        raise ValidationError(
+            {
+                "error": {
+                    "zh": "period 只能是 month、quarter 或 year。",
+                    "en": "period must be month, quarter or year.",
+                }
+            }
+        )
+    rows = statistics.banked_over_time(
+        period=period, until=_as_of(request.query_params.get("as_of"))
+    )
+    return Response(
+        [
+            {
+                "period_start": start.isoformat(),
+                "banked_m2": banked_m2,
+                "unbanked_m2": unbanked_m2,
+                "cumulative_m2": cumulative,
+            }
+            for start, banked_m2, unbanked_m2, cumulative in rows
+        ]
+    )
+
+
+def _figures(summary: statistics.Summary) -> dict:
+    return {
+        "parcels": summary.parcels,
+        "area_m2": summary.area_m2,
+        "cleared_m2": summary.cleared_m2,
+        "uncleared_m2": summary.uncleared_m2,
+        "banked_m2": summary.banked_m2,
+        "area_km2": summary.area_m2 / 1e6,
+        "banked_km2": summary.banked_m2 / 1e6,
+    }
