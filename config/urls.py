@@ -21,5 +21,6 @@ urlpatterns = [
     path("api/imports/", include("importers.api_urls")),
     path("api/statistics/progress/", registry_api.progress, name="api-progress"),
     path("api/statistics/banked/", registry_api.banked, name="api-banked"),
+    path("api/exports/banked/", registry_api.export_banked, name="api-export-banked"),
     path("", include("registry.urls")),
 ]

@@ -26,6 +26,7 @@ from registry.errors import RegistryError
 from registry.models import (
     Building,
     BuildingStatusChange,
+    ExportLog,
     Membership,
     Parcel,
     ParcelRevision,
@@ -349,6 +350,13 @@ class BuildingStatusChangeAdmin(HistoryAdmin):
     list_filter = ["building__parcel__project", "to_status"]
     search_fields = ["building__code"]
     list_select_related = ["building", "actor"]
+
+
+@admin.register(ExportLog, site=admin_site)
+class ExportLogAdmin(HistoryAdmin):
+    list_display = ["at", "user", "format", "channel", "features", "total_area_m2"]
+    list_filter = ["format", "channel"]
+    search_fields = ["user__username", "sha256"]
 
 
 @admin.register(Membership, site=admin_site)

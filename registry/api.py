@@ -1,15 +1,20 @@
-"""Read-only registry API: progress statistics (more endpoints to come)."""
+"""Registry API for analysts: progress statistics and exports of banked land."""
 
+import tempfile
 from datetime import datetime
+from pathlib import Path
 
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import get_current_timezone, make_aware
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from registry import access, statistics
-from registry.models import Project
+from registry import access, exports, statistics
+from registry.errors import PermissionRefused
+from registry.models import ExportLog, Project
 
 
 def _as_of(text: str | None) -> datetime | None:
@@ -140,3 +145,93 @@ def _figures(summary: statistics.Summary) -> dict:
         "area_km2": summary.area_m2 / 1e6,
         "banked_km2": summary.banked_m2 / 1e6,
     }
+
+
+@api_view(["GET"])
+def export_banked(request):
+    """Export banked parcels (analysts and registry admins); every export is logged.
+
+    ``format``: geojson (streamed), gpkg, shp, fgb, csv (zipped with manifest.json).
+    Filters: project, land_class, street, banked_from, banked_to, as_of.
+    """
+    try:
+        exports.check_allowed(request.user)
+    except PermissionRefused as error:
+        raise PermissionDenied({"error": error.as_dict()}) from error
+    query = request.query_params
+    fmt = query.get("format", "geojson")
+    if fmt not in exports.FORMATS:
+        raise ValidationError(
+            {
+                "error": {
+                    "zh": f"不支持的导出格式：{fmt}",
+                    "en": f"unknown export format: {fmt}",
+                }
+            }
+        )
+    selection = exports.Selection(
+        project=query.get("project") or None,
+        land_class=query.get("land_class") or None,
+        street=query.get("street") or None,
+        banked_from=_day(query.get("banked_from"), "banked_from"),
+        banked_to=_day(query.get("banked_to"), "banked_to"),
+        as_of=_as_of(query.get("as_of")),
+    )
+    log = ExportLog.objects.create(
+        user=request.user, format=fmt, selection=selection.as_dict(), channel="api"
+    )
+    if fmt == "geojson":
+        manifest = exports.Manifest(
+            exported_at=timezone.now().isoformat(),
+            selection=selection.as_dict(),
+            format=fmt,
+            crs="EPSG:4326",
+        )
+
+        def stream():
+            yield from exports.geojson_stream(selection, manifest)
+            ExportLog.objects.filter(pk=log.pk).update(
+                features=manifest.features,
+                total_area_m2=manifest.total_area_m2,
+                sha256=manifest.sha256,
+            )
+
+        response = StreamingHttpResponse(stream(), content_type="application/geo+json")
+        response["Content-Disposition"] = 'attachment; filename="banked.geojson"'
+        return response
+    encoding = query.get("encoding", "UTF-8")
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            manifest = exports.write_files(
+                selection, Path(directory), fmt=fmt, encoding=encoding
+            )
+        except exports.ExportRefused as error:
+            raise ValidationError({"error": error.as_dict()}) from error
+        data = exports.zip_directory(Path(directory))
+    ExportLog.objects.filter(pk=log.pk).update(
+        features=manifest.features,
+        total_area_m2=manifest.total_area_m2,
+        sha256=manifest.sha256,
+    )
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="banked-{fmt}.zip"'
+    return response
+
+
+def _day(text: str | None, name: str):
+    if not text:
+        return None
+    try:
+        day = parse_date(text)
+    except ValueError:
+        day = None
+    if day is None:
+        raise ValidationError(
+            {
+                "error": {
+                    "zh": f"{name} 不是日期：{text}",
+                    "en": f"{name} is not a date: {text}",
+                }
+            }
+        )
+    return day

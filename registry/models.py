@@ -448,3 +448,29 @@ class Membership(models.Model):
     def __str__(self) -> str:
         scope = self.project.code if self.project_id else "*"
         return f"{self.user} · {self.get_role_display()} · {scope}"
+
+
+class ExportLog(models.Model):
+    """Who exported which selection of banked land, when, and what it held."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    at = models.DateTimeField(_("at"), auto_now_add=True)
+    format = models.CharField(_("format"), max_length=10)
+    selection = models.JSONField(_("selection"))
+    features = models.PositiveIntegerField(_("features"), default=0)
+    total_area_m2 = models.FloatField(_("total area (m²)"), default=0)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    channel = models.CharField(_("channel"), max_length=10)  # api, command
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.format} {self.at:%Y-%m-%d %H:%M}"
