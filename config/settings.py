@@ -193,4 +193,6 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "config.api_errors.bilingual_exception_handler",
+    # `?format=` names export formats here, not DRF renderers.
+    "URL_FORMAT_OVERRIDE": None,
 }
