@@ -6,4 +6,6 @@ from registry import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/progress.csv", views.dashboard_csv, name="dashboard-csv"),
 ]
