@@ -115,8 +115,9 @@ def summarise(cells: list[Cell], **match) -> Summary:
 def banked_over_time(*, period: str = "month", until: datetime | None = None) -> list:
     """Return (period start, area banked, area taken out, cumulative) rows.
 
-    From the history: a banking row adds the parcel's area, a reopen out of the
-    bank subtracts it; ``period`` is "month", "quarter" or "year" (Shanghai time).
+    From the history: a banking row adds the parcel's area in the period of its
+    banking date (入库日期), a reopen out of the bank subtracts it in the period
+    it happened; ``period`` is "month", "quarter" or "year" (Shanghai time).
     """
     if period not in {"month", "quarter", "year"}:
         raise ValueError(f"unknown period {period!r}")
@@ -124,7 +125,10 @@ def banked_over_time(*, period: str = "month", until: datetime | None = None) ->
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT date_trunc(%(period)s, h.at AT TIME ZONE 'Asia/Shanghai')::date,
+            SELECT date_trunc(
+                       %(period)s,
+                       COALESCE(h.banked_on, (h.at AT TIME ZONE 'Asia/Shanghai')::date)
+                   )::date,
                    sum(p.area_m2) FILTER (WHERE h.to_status = 'banked'),
                    sum(p.area_m2) FILTER (WHERE h.from_status = 'banked')
             FROM registry_parcelstatuschange h
