@@ -13,6 +13,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 
 from importers import pipeline, tasks, uploads
+from importers.errors import ImportRefused
 from importers.models import ImportBatch
 from importers.selectors import batches_visible_to
 from registry import access
@@ -118,7 +119,10 @@ def batches(request):
         repair=data["repair"],
         valid_only=data["valid_only"],
     )
-    path = uploads.store(data["file"])
+    try:
+        path = uploads.store(data["file"])
+    except ImportRefused as error:
+        raise ValidationError({"error": error.as_dict()}) from error
     with transaction.atomic():
         batch = pipeline.new_batch(
             path=path,

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from importers import archive, checks, formats, reading
+from importers import archive, checks, formats, reading, uploads
 from importers import crs as crs_module
 from importers.errors import ImportRefused, Problem
 from importers.mapping import REQUIRED, FieldMapping, propose, source_key
@@ -152,7 +152,11 @@ def run(
             )
             batch.committed_at, batch.committed_by = now, batch.created_by
             report_progress(100, "")
-            return _finish(batch, ImportBatch.State.COMMITTED, checked)
+            finished = _finish(batch, ImportBatch.State.COMMITTED, checked)
+        # A committed upload is not needed again (only stored uploads are
+        # removed; a file the command was pointed at stays where it is).
+        uploads.discard(batch.upload_path)
+        return finished
     except RegistryError as error:
         batch.state = ImportBatch.State.REFUSED
         batch.error = error.bilingual

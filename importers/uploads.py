@@ -7,14 +7,26 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.utils.translation import gettext_lazy as _
+
+from importers.errors import ImportRefused
 
 
 def store(upload: UploadedFile) -> Path:
     """Save an uploaded file under a random name; return its path.
 
     The surveyor's file name is kept on the batch, never in the path, so no
-    upload can choose where it lands.
+    upload can choose where it lands. An upload over the size limit is refused
+    before it is written.
     """
+    limit = settings.IMPORT_LIMITS["upload_bytes"]
+    if upload.size is not None and upload.size > limit:
+        raise ImportRefused(
+            _("%(file)s is %(size)s bytes; uploads may be at most %(limit)s bytes."),
+            file=upload.name,
+            size=f"{upload.size:,}",
+            limit=f"{limit:,}",
+        )
     directory = Path(settings.IMPORT_UPLOAD_DIR) / uuid.uuid4().hex
     directory.mkdir(parents=True, mode=0o700)
     path = directory / "upload.bin"

@@ -66,7 +66,11 @@ def upload(request):
             repair=data["repair"],
             valid_only=data["valid_only"],
         )
-        path = uploads.store(data["file"])
+        try:
+            path = uploads.store(data["file"])
+        except RegistryError as error:
+            form.add_error("file", error.bilingual)
+            return render(request, "importers/upload.html", {"form": form})
         try:
             with transaction.atomic():
                 batch = pipeline.new_batch(
