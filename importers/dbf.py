@@ -44,19 +44,22 @@ class DbfError(ValueError):
 
 def read_dbf(path: Path, *, name_encoding: str = "gb18030") -> DbfTable:
     """Read the table at ``path``. Field names are decoded with ``name_encoding``."""
-    data = path.read_bytes()
+    # Memory-mapped: the table is read field by field, never copied whole.
+    data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else b""
     if len(data) < 32:
         raise DbfError("shorter than a dBASE header")
-    version = data[0]
+    head = bytes(data[:32])
+    version = head[0]
     if version & 0x07 not in (2, 3, 4, 5):
         raise DbfError(f"version byte 0x{version:02x} is not dBASE")
-    header_count, header_length, record_length = struct.unpack("<IHH", data[4:12])
+    header_count, header_length, record_length = struct.unpack("<IHH", head[4:12])
     if header_length > len(data) or header_length < 33:
         raise DbfError("the header is cut short")
-    language_driver = data[29]
+    header = bytes(data[:header_length])
+    language_driver = header[29]
     fields, raw_names, offset = [], {}, 32
-    while offset + 32 <= header_length and data[offset] != 0x0D:
-        descriptor = data[offset : offset + 32]
+    while offset + 32 <= header_length and header[offset] != 0x0D:
+        descriptor = header[offset : offset + 32]
         raw_name = descriptor[:11].split(b"\x00", 1)[0]
         name = raw_name.decode(name_encoding, errors="replace").strip()
         field = DbfField(name, chr(descriptor[11]), descriptor[16], descriptor[17])
@@ -67,18 +70,17 @@ def read_dbf(path: Path, *, name_encoding: str = "gb18030") -> DbfTable:
         raise DbfError("no field descriptors")
     if sum(f.length for f in fields) + 1 != record_length:
         raise DbfError("field lengths do not add up to the record length")
-    body = data[header_length:]
-    file_count = len(body) // record_length
-    records = np.frombuffer(body[: file_count * record_length], dtype=np.uint8)
-    records = records.reshape(file_count, record_length)
-    deleted = records[:, 0] == ord("*")
-    raw, start = {}, 1
-    for field in fields:
-        column = records[:, start : start + field.length]
-        values = np.frombuffer(column.tobytes(), dtype=f"S{field.length}")
-        # numpy's S dtype drops trailing NULs; dBASE pads with spaces.
-        raw[field.name] = np.char.rstrip(values, b" ")
-        start += field.length
+    if any(not f.name for f in fields) or len({f.name for f in fields}) != len(fields):
+        raise DbfError("a field has no name, or two fields have the same name")
+    file_count = (len(data) - header_length) // record_length
+    layout = np.dtype(
+        # The flag's name cannot be a field's: field names never hold a NUL.
+        [("\x00deleted", "S1")] + [(f.name, f"S{f.length}") for f in fields]
+    )
+    records = np.frombuffer(data, dtype=layout, count=file_count, offset=header_length)
+    deleted = records["\x00deleted"] == b"*"
+    # numpy's S dtype drops trailing NULs; dBASE pads with spaces.
+    raw = {f.name: np.char.rstrip(records[f.name], b" ") for f in fields}
     return DbfTable(
         fields, header_count, file_count, language_driver, deleted, raw, raw_names
     )

@@ -205,6 +205,26 @@ def undo(batch: ImportBatch, *, actor) -> ImportBatch:
     return locked
 
 
+class HexEwkb:
+    """Geometries as hex EWKB for COPY, converted chunk by chunk when iterated.
+
+    Holding a million hex strings at once would double the import's memory.
+    """
+
+    CHUNK = 10_000
+
+    def __init__(self, geoms: np.ndarray) -> None:
+        self.geoms = geoms
+
+    def __len__(self) -> int:
+        return len(self.geoms)
+
+    def __iter__(self):
+        for start in range(0, len(self.geoms), self.CHUNK):
+            chunk = shapely.set_srid(self.geoms[start : start + self.CHUNK], 4547)
+            yield from shapely.to_wkb(chunk, hex=True, include_srid=True)
+
+
 @dataclass
 class Checked:
     """The outcome of reading and checking, ready to commit if accepted."""
@@ -261,6 +281,10 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
         crs_module.to_storage(geoms[ok], resolved.crs), PRECISION_M
     )
     _check_service_area(storage, ok, rows, codes, layer, resolved, batch, problems)
+    # The source geometries are no longer needed; at a million parcels they are
+    # hundreds of megabytes.
+    del geoms
+    layer.geoms = None
 
     if options.layer == "parcels":
         progress(55, "checking overlaps")
@@ -285,16 +309,7 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     accepted = not file_errors and (
         rejected == 0 or (options.valid_only and bool(keep.any()))
     )
-    ewkb = (
-        list(
-            shapely.to_wkb(
-                shapely.set_srid(storage[keep], 4547), hex=True, include_srid=True
-            )
-        )
-        if keep.any()
-        else []
-    )
-    payload = build(keep, ewkb)
+    payload = build(keep, HexEwkb(storage[keep]))
     report = {
         "file": name,
         "format": source.kind.label,
