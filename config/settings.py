@@ -30,9 +30,30 @@ def env_list(name: str, default: str) -> list[str]:
 
 DEBUG = env_bool("DEBUG")
 
-# A fixed development key keeps `make demo` sessions across restarts; any deployment
-# that listens beyond loopback must set SECRET_KEY (see README, "Configuration").
-SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-local-only-key-set-SECRET_KEY")
+
+def local_secret_key(path: Path) -> str:
+    """Return this installation's own random key, created on first use (mode 600).
+
+    No key is shipped in the code: without SECRET_KEY in the environment every
+    machine gets its own, kept across restarts so sessions survive them.
+    """
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or local_secret_key(
+    BASE_DIR / "var" / "secret_key"
+)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 

@@ -160,14 +160,13 @@ def commit(request, pk: int):
             status=status.HTTP_409_CONFLICT,
         )
     with transaction.atomic():
-        tasks.enqueue(found, commit=True)
+        tasks.enqueue(found, commit=True, actor=request.user)
     return Response(BatchSerializer(found).data, status=status.HTTP_202_ACCEPTED)
 
 
 @api_view(["POST"])
 def undo(request, pk: int):
     """Undo a committed batch (registry admins only)."""
-    found = get_object_or_404(ImportBatch, pk=pk)
     if not access.is_registry_admin(request.user):
         raise PermissionDenied(
             {
@@ -177,4 +176,5 @@ def undo(request, pk: int):
                 }
             }
         )
+    found = get_object_or_404(ImportBatch, pk=pk)
     return Response(BatchSerializer(pipeline.undo(found, actor=request.user)).data)

@@ -45,7 +45,13 @@ def unpack(upload: Path, into: Path, *, name: str, limits: Limits) -> Path:
     upload breaks a limit or contains a dangerous entry; ``into`` may then hold
     partial output, which the caller's temporary directory removes.
     """
-    size = upload.stat().st_size
+    try:
+        size = upload.stat().st_size
+    except FileNotFoundError as error:
+        raise ImportRefused(
+            _("The uploaded file %(file)s is no longer available; upload it again."),
+            file=name,
+        ) from error
     if size > limits.upload_bytes:
         raise ImportRefused(
             _("%(file)s is %(size)s bytes; uploads may be at most %(limit)s bytes."),

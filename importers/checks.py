@@ -16,8 +16,8 @@ from importers.errors import Problem
 from registry.pgcopy import copy_rows
 from spatial.geometry import as_multipolygons
 
-# A file laid over the wrong place can overlap everything; list this many at most
-# (any one of them already refuses the row).
+# A file laid over the wrong place can overlap everything; list this many
+# overlaps above the tolerance at most (any one of them refuses its row).
 MAX_REGISTERED_OVERLAPS = 20_000
 POLYGONAL = {shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON}
 TYPE_NAMES = {
@@ -197,7 +197,9 @@ def overlaps(
                     area=f"{area:.2f}",
                 )
             )
-    for row, code, other_code, area in _registered_overlaps(rows, codes, geoms):
+    for row, code, other_code, area in _registered_overlaps(
+        rows, codes, geoms, tolerance_m2
+    ):
         if area > tolerance_m2:
             problems.append(
                 Problem.of(
@@ -212,7 +214,7 @@ def overlaps(
     return problems
 
 
-def _registered_overlaps(rows, codes, geoms) -> list[tuple]:
+def _registered_overlaps(rows, codes, geoms, tolerance_m2: float) -> list[tuple]:
     """Return (row, code, registered code, area) for overlaps with the registry."""
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
     with connection.cursor() as cursor:
@@ -238,13 +240,16 @@ def _registered_overlaps(rows, codes, geoms) -> list[tuple]:
         )
         cursor.execute(
             """
-            SELECT s.row, s.code, p.code, ST_Area(ST_Intersection(s.geom, p.geom))
-            FROM check_stage s JOIN registry_parcel p
-              ON p.geom && s.geom AND p.code <> s.code
-             AND ST_Relate(s.geom, p.geom, 'T********')
-            LIMIT %s
+            SELECT * FROM (
+                SELECT s.row, s.code, p.code,
+                       ST_Area(ST_Intersection(s.geom, p.geom)) AS area
+                FROM check_stage s JOIN registry_parcel p
+                  ON p.geom && s.geom AND p.code <> s.code
+                 AND ST_Relate(s.geom, p.geom, 'T********')
+            ) found
+            WHERE area > %s ORDER BY row LIMIT %s
             """,
-            [MAX_REGISTERED_OVERLAPS],
+            [tolerance_m2, MAX_REGISTERED_OVERLAPS],
         )
         found = cursor.fetchall()
         cursor.execute("DROP TABLE check_stage")

@@ -68,14 +68,22 @@ def locate(directory: Path, *, name: str, layer: str | None = None) -> Source:
     shapefiles = _shapefile_sets(files)
     if shapefiles:
         return _choose_shapefile(shapefiles, name=name, layer=layer)
-    by_suffix = {p.suffix.lower(): p for p in files}
-    for suffix, path in by_suffix.items():
+    candidates = [
+        p for p in files if p.suffix.lower() in {".gpkg"} | JSON_SUFFIXES | SEQ_SUFFIXES
+    ]
+    if len(candidates) > 1:
+        raise ImportRefused(
+            _("%(file)s holds several datasets (%(names)s); upload one at a time."),
+            file=name,
+            names=", ".join(p.name for p in candidates),
+        )
+    for path in candidates:
+        suffix = path.suffix.lower()
         if suffix == ".gpkg":
             return _geopackage(path, name=name, layer=layer)
-        if suffix in JSON_SUFFIXES | SEQ_SUFFIXES:
-            kind = Kind.GEOJSONSEQ if suffix in SEQ_SUFFIXES else Kind.GEOJSON
-            _check_json(path, name=name)
-            return Source(kind, path, path.stem, [path.stem])
+        kind = Kind.GEOJSONSEQ if suffix in SEQ_SUFFIXES else Kind.GEOJSON
+        _check_json(path, name=name)
+        return Source(kind, path, path.stem, [path.stem])
     raise ImportRefused(
         _(
             "%(file)s holds no shapefile (.shp with .shx and .dbf), GeoPackage "

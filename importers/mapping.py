@@ -159,7 +159,10 @@ class FieldMapping:
         cleaned = _squash(source_value)
         explicit = {_squash(k): v for k, v in self.values.get(target, {}).items()}
         if cleaned in explicit:
-            return explicit[cleaned]
+            # A mapping may only name values the registry knows: anything else
+            # is "unknown", reported on the row, never written.
+            allowed = {value.value for value in VALUE_SYNONYMS.get(target, {})}
+            return explicit[cleaned] if explicit[cleaned] in allowed else None
         for value, synonyms in VALUE_SYNONYMS.get(target, {}).items():
             if cleaned == _squash(value) or cleaned in {_squash(s) for s in synonyms}:
                 return value.value

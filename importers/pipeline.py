@@ -30,7 +30,7 @@ from importers.models import ImportBatch, SavedMapping
 from registry import access
 from registry.choices import LandClass
 from registry.errors import PermissionRefused, RegistryError
-from registry.models import Parcel, Project
+from registry.models import Building, Parcel, Project
 from registry.resurvey import (
     SurveyedBuildings,
     SurveyedParcels,
@@ -38,11 +38,13 @@ from registry.resurvey import (
     survey_apply,
     survey_undo,
 )
+from registry.workflow import CLEARED_STATUSES, Status
 from spatial.service_area import service_area
 
 Progress = Callable[[int, str], None]
 PREVIEW_ROWS = 10
 PRECISION_M = 0.001
+OPEN_STATES = ("queued", "checking", "checked", "committing")
 IMPORT_LOCK = 440311  # advisory lock class of imports; the second key is the project
 REPORTED_PROBLEMS = 5000
 
@@ -99,9 +101,18 @@ def new_batch(
 
 
 def run(
-    batch: ImportBatch, *, commit: bool, progress: Progress | None = None
+    batch: ImportBatch,
+    *,
+    commit: bool,
+    actor=None,
+    progress: Progress | None = None,
 ) -> ImportBatch:
-    """Check the batch's upload and, if ``commit`` and accepted, commit it."""
+    """Check the batch's upload and, if ``commit`` and accepted, commit it.
+
+    ``actor`` is who commits (default: who uploaded); the registry's permission
+    check, the history and ``committed_by`` all name them.
+    """
+    committer = actor or batch.created_by
     options = Options(**batch.options)
     report_progress = _progress_recorder(batch, progress)
     batch.state = ImportBatch.State.CHECKING
@@ -134,7 +145,7 @@ def run(
                 applied = survey_apply(
                     project=batch.project,
                     parcels=checked.rows,
-                    actor=batch.created_by,
+                    actor=committer,
                     import_batch_id=batch.pk,
                     at=now,
                 )
@@ -142,7 +153,7 @@ def run(
                 applied = buildings_apply(
                     project=batch.project,
                     buildings=checked.rows,
-                    actor=batch.created_by,
+                    actor=committer,
                     at=now,
                 )
             batch.created, batch.updated, batch.unchanged = (
@@ -150,12 +161,17 @@ def run(
                 applied.updated,
                 applied.unchanged,
             )
-            batch.committed_at, batch.committed_by = now, batch.created_by
+            batch.committed_at, batch.committed_by = now, committer
             report_progress(100, "")
             finished = _finish(batch, ImportBatch.State.COMMITTED, checked)
-        # A committed upload is not needed again (only stored uploads are
-        # removed; a file the command was pointed at stays where it is).
-        uploads.discard(batch.upload_path)
+        # A committed upload is not needed again, unless another check of the
+        # same file may still be committed (only stored uploads are removed; a
+        # file the command was pointed at stays where it is).
+        others = ImportBatch.objects.filter(upload_path=batch.upload_path).exclude(
+            pk=batch.pk
+        )
+        if not others.filter(state__in=OPEN_STATES).exists():
+            uploads.discard(batch.upload_path)
         return finished
     except RegistryError as error:
         batch.state = ImportBatch.State.REFUSED
@@ -355,6 +371,35 @@ def _parcel_checks(rows, codes, storage, ok, layer, mapping, options, batch, pro
                 other=elsewhere[codes[i]] or "—",
             )
         )
+    # Cleared and banked land is settled: only a registry admin may re-survey it
+    # (delivering it again unchanged is fine).
+    if not access.is_registry_admin(batch.created_by):
+        settled = {
+            code: (status, shapely.from_wkb(bytes(geom.wkb)))
+            for code, status, geom in batch.project.parcels.filter(
+                code__in=set(codes) - {""},
+                status__in=[s.value for s in CLEARED_STATUSES],
+            ).values_list("code", "status", "geom")
+        }
+        changed = [
+            i
+            for i, code in enumerate(codes)
+            if code in settled
+            and not (ok[i] and shapely.equals_exact(storage[i], settled[code][1], 0))
+        ]
+        for i in changed:
+            problems.append(
+                Problem.of(
+                    _(
+                        "Parcel %(code)s is already “%(status)s”; only a registry "
+                        "administrator may re-survey it."
+                    ),
+                    row=int(rows[i]),
+                    code=codes[i],
+                    field=mapping.fields["code"],
+                    status=Status(settled[codes[i]][0]).label,
+                )
+            )
     land_classes = _land_classes(mapping, layer, rows, codes, options, problems)
     declared_field = mapping.fields.get("declared_area")
     declared = _numbers(
@@ -412,6 +457,21 @@ def _building_checks(rows, codes, storage, ok, layer, mapping, batch, problems):
                     project=batch.project.code,
                 )
             )
+    elsewhere = dict(
+        Building.objects.filter(code__in=set(codes) - {""})
+        .exclude(parcel__project=batch.project)
+        .values_list("code", "parcel__project__code")
+    )
+    for i in np.flatnonzero([code in elsewhere for code in codes]):
+        problems.append(
+            Problem.of(
+                _("The code is already registered in project %(other)s."),
+                row=int(rows[i]),
+                code=codes[i],
+                field=fields["code"],
+                other=elsewhere[codes[i]] or "—",
+            )
+        )
     floors = _numbers(
         layer.fields.get(fields.get("floors")),
         len(rows),

@@ -130,7 +130,7 @@ def batch_commit(request, pk: int):
         messages.error(request, _("Only a checked, accepted batch can be committed."))
     else:
         with transaction.atomic():
-            tasks.enqueue(batch, commit=True)
+            tasks.enqueue(batch, commit=True, actor=request.user)
     return redirect("importers:batch", pk=batch.pk)
 
 

@@ -192,22 +192,29 @@ def survey_undo(
                 ),
                 codes=", ".join(touched),
             )
+        # The undo is a revision too, keeping the geometry it replaces, so that
+        # "as of" a moment between the import and its undo stays answerable.
         cursor.execute(
             """
-            WITH restored AS (
-                UPDATE registry_parcel p
-                   SET geom = r.old_geom, land_class = r.old_land_class,
-                       declared_area_m2 = r.old_declared_area_m2, updated_at = %(at)s
-                  FROM registry_parcelrevision r
-                 WHERE r.parcel_id = p.id AND r.import_batch_id = %(batch)s
-                   AND r.kind = 'updated'
-                RETURNING p.id
-            )
             INSERT INTO registry_parcelrevision
                 (parcel_id, kind, import_batch_id, old_geom, old_land_class,
                  old_declared_area_m2, actor_id, at)
-            SELECT p.id, 'undone', %(batch)s, NULL, '', NULL, %(actor)s, %(at)s
-            FROM restored p
+            SELECT p.id, 'undone', %(batch)s, p.geom, p.land_class,
+                   p.declared_area_m2, %(actor)s, %(at)s
+            FROM registry_parcel p JOIN registry_parcelrevision r
+              ON r.parcel_id = p.id
+            WHERE r.import_batch_id = %(batch)s AND r.kind = 'updated'
+            """,
+            params,
+        )
+        cursor.execute(
+            """
+            UPDATE registry_parcel p
+               SET geom = r.old_geom, land_class = r.old_land_class,
+                   declared_area_m2 = r.old_declared_area_m2, updated_at = %(at)s
+              FROM registry_parcelrevision r
+             WHERE r.parcel_id = p.id AND r.import_batch_id = %(batch)s
+               AND r.kind = 'updated'
             """,
             params,
         )
@@ -326,11 +333,15 @@ def buildings_apply(
                    owner_group = s.owner_group, updated_at = %(at)s
               FROM building_stage s JOIN registry_parcel p ON p.code = s.parcel_code
              WHERE b.code = s.code
+               -- Only this project's buildings: a code known elsewhere is
+               -- refused by the check, never taken over.
+               AND b.parcel_id IN (SELECT id FROM registry_parcel
+                                   WHERE project_id = %(project)s)
                AND NOT (b.parcel_id = p.id AND b.footprint = s.footprint
                         AND b.floors = s.floors AND b.floor_area_m2 = s.floor_area
                         AND b.legality = s.legality AND b.owner_group = s.owner_group)
             """,
-            {"at": at},
+            {"at": at, "project": project.pk},
         )
         updated = cursor.rowcount
         cursor.execute(

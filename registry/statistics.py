@@ -72,7 +72,7 @@ status_as_of AS (
 replaced_later AS (
     SELECT DISTINCT ON (r.parcel_id) r.parcel_id, r.old_geom, r.old_land_class
     FROM registry_parcelrevision r
-    WHERE r.at > %(as_of)s AND r.kind = 'updated'
+    WHERE r.at > %(as_of)s
     ORDER BY r.parcel_id, r.at, r.id
 ),
 parcel_as_of AS (

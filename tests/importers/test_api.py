@@ -63,7 +63,7 @@ class TestUpload:
             "imports",
             "todo",
         )
-        assert job.args == {"batch_id": batch.pk, "commit": False}
+        assert job.args == {"batch_id": batch.pk, "commit": False, "actor_id": None}
 
     def test_options_reach_the_batch(self, project, surveyor, corpus_dir):
         response = post_file(
