@@ -122,8 +122,15 @@ class ImportBatch(models.Model):
 
 
 class SavedMapping(models.Model):
-    """A field mapping saved for reuse with later deliveries from one source."""
+    """A field mapping saved for reuse with later deliveries to one project.
 
+    Scoped to the project: a surveyor of one project can neither overwrite nor
+    silently apply another project's mapping.
+    """
+
+    project = models.ForeignKey(
+        Project, verbose_name=_("project"), on_delete=models.CASCADE, related_name="+"
+    )
     name = models.CharField(_("name"), max_length=100)
     layer = models.CharField(
         _("layer"), max_length=10, choices=ImportBatch.Layer.choices
@@ -142,7 +149,9 @@ class SavedMapping(models.Model):
         verbose_name = _("saved field mapping")
         verbose_name_plural = _("saved field mappings")
         constraints = [
-            models.UniqueConstraint(fields=["name", "layer"], name="savedmapping_name")
+            models.UniqueConstraint(
+                fields=["project", "name", "layer"], name="savedmapping_name"
+            )
         ]
 
     def __str__(self) -> str:

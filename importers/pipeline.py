@@ -270,7 +270,7 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
         override=options.crs, declared_wkt=layer.declared_wkt, file=name
     )
     batch.crs = resolved.label[:255]
-    mapping = _mapping(options, layer.field_names, name=name)
+    mapping = _mapping(options, layer.field_names, name=name, project=batch.project)
     batch.mapping = mapping.as_dict()
     problems: list[Problem] = list(layer.problems)
     problems += resolved.warnings
@@ -546,13 +546,21 @@ def _vocabulary(mapping, layer, target, rows, codes, problems, *, default):
     return out
 
 
-def _mapping(options: Options, field_names: list[str], *, name: str) -> FieldMapping:
+def _mapping(
+    options: Options, field_names: list[str], *, name: str, project: Project
+) -> FieldMapping:
     if options.mapping:
         mapping = FieldMapping.from_dict({**options.mapping, "layer": options.layer})
     else:
-        saved = SavedMapping.objects.filter(
-            layer=options.layer, source_key=source_key(field_names)
-        ).first()
+        saved = (
+            SavedMapping.objects.filter(
+                project=project,
+                layer=options.layer,
+                source_key=source_key(field_names),
+            )
+            .order_by("-created_at", "-pk")
+            .first()
+        )
         mapping = (
             FieldMapping.from_dict(saved.mapping)
             if saved

@@ -199,6 +199,7 @@ def save_mapping(request, pk: int):
         messages.error(request, _("Give the mapping a name."))
     else:
         SavedMapping.objects.update_or_create(
+            project=batch.project,
             name=name,
             layer=batch.layer,
             defaults={

@@ -166,3 +166,28 @@ def test_as_of_between_a_resurvey_and_its_undo_the_resurveyed_area_counts(
         pytest.approx(live)
     )
     assert after > live  # the undo gave the larger original geometry back
+
+
+def test_a_mapping_saved_for_one_project_is_not_applied_to_another(
+    corpus_dir, project, other_project, surveyor, registry_admin
+):
+    from importers.mapping import source_key
+    from importers.models import SavedMapping
+
+    SavedMapping.objects.create(
+        project=other_project,
+        name="elsewhere",
+        layer="parcels",
+        source_key=source_key(["DKBM", "QSXZ", "MJ", "BZ"]),
+        mapping={
+            "layer": "parcels",
+            "fields": {"code": "DKBM", "land_class": "QSXZ"},
+            "values": {"land_class": {"集体": "state_farm"}},
+        },
+        created_by=registry_admin,
+    )
+    batch = run_import(
+        corpus.shapefile_zip(corpus_dir), project=project, actor=surveyor
+    )
+    assert batch.mapping["values"] == {}
+    assert batch.mapping["fields"]["declared_area"] == "MJ"  # proposed, not saved
