@@ -59,6 +59,7 @@ test: setup
 # Benchmarks (never in `make test`): figures go to var/bench/ and the README.
 bench: setup
 	$(PY) bench/import_bench.py
+	$(PY) bench/export_bench.py
 
 # Re-extract translatable strings after changing them; then translate the new
 # entries in locale/zh_Hans/LC_MESSAGES/django.po.
