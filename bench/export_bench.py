@@ -116,7 +116,11 @@ def main() -> None:
                 "-lco", "COORDINATE_PRECISION=7", "-lco", "RFC7946=YES",
             ],
         )  # fmt: skip
-    p50, p95 = (float(x) for x in manage(url, "shell", "-c", TIMING).stdout.split())
+        for name in (f"ours_{label}", f"ogr2ogr_{label}"):
+            run = runs[name]
+            print(f"{name}: {run.seconds:.1f} s, {run.peak_rss_mb:.0f} MB", flush=True)
+    timing = manage(url, "shell", "--no-imports", "-c", TIMING).stdout
+    p50, p95 = (float(x) for x in timing.strip().splitlines()[-1].split())
     print("| run | seconds | peak RSS (MB) | vs ogr2ogr |")
     print("|---|---|---|---|")
     for label in ("100k", "1m"):
