@@ -356,21 +356,12 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
 
 def _parcel_checks(rows, codes, storage, ok, layer, mapping, options, batch, problems):
     """Check the parcel fields; return a builder of the rows to commit."""
-    elsewhere = dict(
+    elsewhere = (
         Parcel.objects.filter(code__in=set(codes) - {""})
         .exclude(project=batch.project)
         .values_list("code", "project__code")
     )
-    for i in np.flatnonzero([code in elsewhere for code in codes]):
-        problems.append(
-            Problem.of(
-                _("The code is already registered in project %(other)s."),
-                row=int(rows[i]),
-                code=codes[i],
-                field=mapping.fields["code"],
-                other=elsewhere[codes[i]] or "—",
-            )
-        )
+    problems += _registered_elsewhere(elsewhere, rows, codes, mapping.fields["code"])
     # Cleared and banked land is settled: only a registry admin may re-survey it
     # (delivering it again unchanged is fine).
     if not access.is_registry_admin(batch.created_by):
@@ -457,21 +448,12 @@ def _building_checks(rows, codes, storage, ok, layer, mapping, batch, problems):
                     project=batch.project.code,
                 )
             )
-    elsewhere = dict(
+    elsewhere = (
         Building.objects.filter(code__in=set(codes) - {""})
         .exclude(parcel__project=batch.project)
         .values_list("code", "parcel__project__code")
     )
-    for i in np.flatnonzero([code in elsewhere for code in codes]):
-        problems.append(
-            Problem.of(
-                _("The code is already registered in project %(other)s."),
-                row=int(rows[i]),
-                code=codes[i],
-                field=fields["code"],
-                other=elsewhere[codes[i]] or "—",
-            )
-        )
+    problems += _registered_elsewhere(elsewhere, rows, codes, fields["code"])
     floors = _numbers(
         layer.fields.get(fields.get("floors")),
         len(rows),
@@ -519,6 +501,21 @@ def _building_checks(rows, codes, storage, ok, layer, mapping, batch, problems):
         )
 
     return build
+
+
+def _registered_elsewhere(found, rows, codes, field_name: str) -> list[Problem]:
+    """Report rows whose code another project already holds (``found``: pairs)."""
+    elsewhere = dict(found)
+    return [
+        Problem.of(
+            _("The code is already registered in project %(other)s."),
+            row=int(rows[i]),
+            code=codes[i],
+            field=field_name,
+            other=elsewhere[codes[i]] or "—",
+        )
+        for i in np.flatnonzero([code in elsewhere for code in codes])
+    ]
 
 
 def _vocabulary(mapping, layer, target, rows, codes, problems, *, default):
