@@ -155,8 +155,10 @@ def batch_recheck(request, pk: int):
         for target in ("code", "land_class", "declared_area")
         if data[f"{target}_field"]
     }
+    # New field choices keep the value mappings the batch was read with.
+    values = (batch.mapping or {}).get("values", {})
     options["mapping"] = (
-        {"layer": batch.layer, "fields": fields, "values": {}} if fields else None
+        {"layer": batch.layer, "fields": fields, "values": values} if fields else None
     )
     try:
         with transaction.atomic():
