@@ -90,7 +90,7 @@ def geometry(
     for i in np.flatnonzero(ok & ~valid):
         reason = shapely.is_valid_reason(present[i])
         if repair:
-            fixed = _polygonal(shapely.make_valid(present[i]))
+            fixed = as_multipolygons([shapely.make_valid(present[i])])[0]
             before, after = float(shapely.area(present[i])), float(fixed.area)
             if fixed.is_empty or not fixed.is_valid:
                 problems.append(
@@ -300,13 +300,3 @@ def summarise(problems: list[Problem]) -> list[dict]:
         {"severity": s, "field": f, "message": m, "count": c}
         for (s, f, m), c in sorted(counts.items(), key=lambda kv: -kv[1])
     ]
-
-
-def _polygonal(geom):
-    parts = [
-        p
-        for p in shapely.get_parts(geom)
-        if shapely.get_type_id(p) in POLYGONAL
-        for p in ([p] if p.geom_type == "Polygon" else list(p.geoms))
-    ]
-    return shapely.MultiPolygon(parts) if parts else shapely.MultiPolygon()
