@@ -1,13 +1,9 @@
 """Registry API for analysts: progress statistics and exports of banked land."""
 
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 from django.http import HttpResponse, StreamingHttpResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.timezone import get_current_timezone, make_aware
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -15,31 +11,7 @@ from rest_framework.response import Response
 from registry import access, exports, statistics
 from registry.errors import PermissionRefused
 from registry.models import ExportLog, Project
-
-
-def _as_of(text: str | None) -> datetime | None:
-    """Parse ``as_of`` (a date means the end of that day, Shanghai time)."""
-    if not text:
-        return None
-    try:
-        day = parse_date(text) if len(text) == 10 else None
-        moment = None if day else parse_datetime(text)
-    except ValueError:  # well-formed but impossible, e.g. 2025-13-45
-        day = moment = None
-    if moment is None:
-        if day is None:
-            raise ValidationError(
-                {
-                    "error": {
-                        "zh": f"as_of 不是日期或时间：{text}",
-                        "en": f"as_of is not a date or date-time: {text}",
-                    }
-                }
-            )
-        moment = datetime(day.year, day.month, day.day, 23, 59, 59, 999999)
-    if moment.tzinfo is None:
-        moment = make_aware(moment, get_current_timezone())
-    return moment
+from registry.moments import parse_day, parse_moment
 
 
 @api_view(["GET"])
@@ -54,7 +26,7 @@ def progress(request):
                 }
             }
         )
-    as_of = _as_of(request.query_params.get("as_of"))
+    as_of = parse_moment(request.query_params.get("as_of"))
     cells = statistics.area_cells(as_of=as_of)
     district = statistics.summarise(cells)
     projects = []
@@ -120,7 +92,7 @@ def banked(request):
             }
         )
     rows = statistics.banked_over_time(
-        period=period, until=_as_of(request.query_params.get("as_of"))
+        period=period, until=parse_moment(request.query_params.get("as_of"))
     )
     return Response(
         [
@@ -173,20 +145,15 @@ def export_banked(request):
         project=query.get("project") or None,
         land_class=query.get("land_class") or None,
         street=query.get("street") or None,
-        banked_from=_day(query.get("banked_from"), "banked_from"),
-        banked_to=_day(query.get("banked_to"), "banked_to"),
-        as_of=_as_of(query.get("as_of")),
+        banked_from=parse_day(query.get("banked_from"), name="banked_from"),
+        banked_to=parse_day(query.get("banked_to"), name="banked_to"),
+        as_of=parse_moment(query.get("as_of")),
     )
     log = ExportLog.objects.create(
         user=request.user, format=fmt, selection=selection.as_dict(), channel="api"
     )
     if fmt == "geojson":
-        manifest = exports.Manifest(
-            exported_at=timezone.now().isoformat(),
-            selection=selection.as_dict(),
-            format=fmt,
-            crs="EPSG:4326",
-        )
+        manifest = exports.Manifest.begin(selection, fmt)
 
         def stream():
             yield from exports.geojson_stream(selection, manifest)
@@ -216,22 +183,3 @@ def export_banked(request):
     response = HttpResponse(data, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="banked-{fmt}.zip"'
     return response
-
-
-def _day(text: str | None, name: str):
-    if not text:
-        return None
-    try:
-        day = parse_date(text)
-    except ValueError:
-        day = None
-    if day is None:
-        raise ValidationError(
-            {
-                "error": {
-                    "zh": f"{name} 不是日期：{text}",
-                    "en": f"{name} is not a date: {text}",
-                }
-            }
-        )
-    return day

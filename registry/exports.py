@@ -80,6 +80,16 @@ class Manifest:
     sha256: str = ""
     files: list[str] = field(default_factory=list)
 
+    @classmethod
+    def begin(cls, selection: "Selection", fmt: str) -> "Manifest":
+        """Start the manifest of an export; counts and hash fill in as it runs."""
+        return cls(
+            exported_at=timezone.now().isoformat(),
+            selection=selection.as_dict(),
+            format=fmt,
+            crs="EPSG:4547" if fmt in DRIVERS else "EPSG:4326",
+        )
+
 
 class ExportRefused(RegistryError):
     """The export cannot be made as asked."""
@@ -184,12 +194,7 @@ def write_files(
         raise ExportRefused(_("Unknown export format “%(format)s”."), format=fmt)
     if encoding.upper() not in {"UTF-8", "GBK"}:
         raise ExportRefused(_("Shapefiles are written in UTF-8 or GBK."))
-    manifest = Manifest(
-        exported_at=timezone.now().isoformat(),
-        selection=selection.as_dict(),
-        format=fmt,
-        crs="EPSG:4326" if fmt == "csv" else "EPSG:4547",
-    )
+    manifest = Manifest.begin(selection, fmt)
     path = directory / FILE_NAMES[fmt]
     sql, params = selection_sql(selection)
     columns = ", ".join(f"s.{name}" for name in PROPERTIES)

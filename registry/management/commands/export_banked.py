@@ -1,8 +1,6 @@
 """Export the land moved into the land bank (for scheduled exports)."""
 
-import shutil
 import tempfile
-from datetime import date
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -10,9 +8,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_date
 
 from registry import exports
-from registry.api import _as_of
 from registry.errors import RegistryError
 from registry.models import ExportLog
+from registry.moments import parse_moment
 
 
 class Command(BaseCommand):
@@ -43,7 +41,7 @@ class Command(BaseCommand):
                 street=opts["street"],
                 banked_from=opts["banked_from"],
                 banked_to=opts["banked_to"],
-                as_of=_as_of(opts["as_of"]),
+                as_of=parse_moment(opts["as_of"]),
             )
             manifest = _export(selection, output, opts["format"], opts["encoding"])
         except get_user_model().DoesNotExist as error:
@@ -66,13 +64,9 @@ class Command(BaseCommand):
 
 
 def _export(selection, output: Path, fmt: str, encoding: str):
+    """Write the export to ``output``: GeoJSON as is, the other formats zipped."""
     if fmt == "geojson":
-        manifest = exports.Manifest(
-            exported_at=date.today().isoformat(),
-            selection=selection.as_dict(),
-            format="geojson",
-            crs="EPSG:4326",
-        )
+        manifest = exports.Manifest.begin(selection, fmt)
         with open(output, "wb") as sink:
             for chunk in exports.geojson_stream(selection, manifest):
                 sink.write(chunk)
@@ -81,8 +75,5 @@ def _export(selection, output: Path, fmt: str, encoding: str):
         manifest = exports.write_files(
             selection, Path(directory), fmt=fmt, encoding=encoding
         )
-        if fmt in {"shp", "gpkg", "fgb", "csv"}:
-            output.write_bytes(exports.zip_directory(Path(directory)))
-        else:  # pragma: no cover
-            shutil.copy(Path(directory) / exports.FILE_NAMES[fmt], output)
+        output.write_bytes(exports.zip_directory(Path(directory)))
     return manifest
