@@ -4,19 +4,17 @@ The API, the map, the exports and the statistics all ask these functions, so tha
 "cleared area" or "banked area" is defined exactly once.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.contrib.gis.geos import Polygon
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
+from registry import statistics
 from registry.choices import LandClass
 from registry.models import Parcel, Project
-from registry.workflow import CLEARED_STATUSES, Status
+from registry.workflow import Status
 from spatial.crs import STORAGE_SRID
-
-CLEARED = Q(status__in=[s.value for s in CLEARED_STATUSES])
-BANKED = Q(status=Status.BANKED)
 
 
 def parcel_list(
@@ -57,44 +55,34 @@ class AreaSummary:
         return self.cleared_m2 / self.area_m2 if self.area_m2 else 0.0
 
 
-_AREA_AGGREGATES = {
-    "parcels": Count("pk"),
-    "area_m2": Coalesce(Sum("area_m2"), 0.0),
-    "cleared_m2": Coalesce(Sum("area_m2", filter=CLEARED), 0.0),
-    "uncleared_m2": Coalesce(Sum("area_m2", filter=~CLEARED), 0.0),
-    "banked_m2": Coalesce(Sum("area_m2", filter=BANKED), 0.0),
-}
-
-
 def project_area_summary(
     *, projects: QuerySet[Project] | None = None
 ) -> dict[int | None, dict[str | None, AreaSummary]]:
-    """Return area figures per project id and land class, in one query.
+    """Return area figures per project id and land class.
 
     Each project maps land-class codes to their summary, plus ``None`` for the
-    project's total; parcels outside any project are under project ``None``.
+    project's total; parcels outside any project are under project ``None``
+    (left out when ``projects`` is given). The figures are the statistics'
+    own (``registry.statistics.area_cells``), regrouped: one query, one
+    definition of cleared and banked for the pages, the API and the dashboard.
     """
-    parcels = Parcel.objects.all()
-    if projects is not None:
-        parcels = parcels.filter(project__in=projects)
-    # Aggregates get a prefix: "area_m2" is also the name of the summed column.
-    rows = (
-        parcels.values("project_id", "land_class")
-        .order_by()
-        .annotate(**{f"sum_{name}": agg for name, agg in _AREA_AGGREGATES.items()})
-    )
+    ids = dict(Project.objects.values_list("code", "pk"))
+    wanted = None if projects is None else set(projects.values_list("pk", flat=True))
+    totals: dict[tuple, list] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
+    for cell in statistics.area_cells():
+        project_id = ids.get(cell.project)
+        if wanted is not None and project_id not in wanted:
+            continue
+        for key in ((project_id, cell.land_class), (project_id, None)):
+            total = totals[key]
+            total[0] += cell.parcels
+            total[1] += cell.area_m2
+            total[2] += cell.area_m2 if cell.cleared else 0.0
+            total[3] += cell.area_m2 if cell.status == Status.BANKED else 0.0
     summary: dict[int | None, dict[str | None, AreaSummary]] = {}
-    for row in rows:
-        by_class = summary.setdefault(row["project_id"], {})
-        by_class[row["land_class"]] = AreaSummary(
-            **{name: row[f"sum_{name}"] for name in _AREA_AGGREGATES}
-        )
-    for by_class in summary.values():
-        by_class[None] = AreaSummary(
-            **{
-                field: sum(getattr(s, field) for s in by_class.values())
-                for field in AreaSummary.__dataclass_fields__
-            }
+    for (project_id, land_class), (count, area, cleared, banked) in totals.items():
+        summary.setdefault(project_id, {})[land_class] = AreaSummary(
+            count, area, cleared, area - cleared, banked
         )
     return summary
 
