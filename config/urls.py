@@ -4,6 +4,11 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import set_language
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularJSONAPIView,
+    SpectacularSwaggerView,
+)
 
 from registry import api as registry_api
 from registry.admin import admin_site
@@ -22,5 +27,14 @@ urlpatterns = [
     path("api/statistics/progress/", registry_api.progress, name="api-progress"),
     path("api/statistics/banked/", registry_api.banked, name="api-banked"),
     path("api/exports/banked/", registry_api.export_banked, name="api-export-banked"),
+    path("api/", include("registry.rest.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema.json", SpectacularJSONAPIView.as_view(), name="api-schema-json"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema"),
+        name="api-docs",
+    ),
+    path("ogcapi/", include("registry.ogcapi.urls")),
     path("", include("registry.urls")),
 ]

@@ -7,6 +7,8 @@ with a token (``Authorization: Token …``) or a browser session.
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -90,6 +92,19 @@ def _visible(request, pk: int) -> ImportBatch:
         ) from error
 
 
+@extend_schema(
+    methods=["GET"],
+    tags=["imports"],
+    operation_id="imports_list",
+    responses={200: OpenApiTypes.OBJECT},
+)
+@extend_schema(
+    methods=["POST"],
+    tags=["imports"],
+    operation_id="imports_upload",
+    request={"multipart/form-data": OpenApiTypes.OBJECT},
+    responses={200: OpenApiTypes.OBJECT},
+)
 @api_view(["GET", "POST"])
 def batches(request):
     """List visible batches, or start one from a multipart upload."""
@@ -139,12 +154,14 @@ def batches(request):
     )
 
 
+@extend_schema(tags=["imports"], responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 def batch(request, pk: int):
     """Return one batch with its progress and report."""
     return Response(BatchSerializer(_visible(request, pk)).data)
 
 
+@extend_schema(tags=["imports"], request=None, responses={202: OpenApiTypes.OBJECT})
 @api_view(["POST"])
 def commit(request, pk: int):
     """Queue the commit of a checked batch."""
@@ -164,6 +181,7 @@ def commit(request, pk: int):
     return Response(BatchSerializer(found).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(tags=["imports"], request=None, responses={200: OpenApiTypes.OBJECT})
 @api_view(["POST"])
 def undo(request, pk: int):
     """Undo a committed batch (registry admins only)."""

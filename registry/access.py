@@ -125,3 +125,14 @@ def can_view_owner_data(user: User | Grants, project: Project | int | None) -> b
     """Return whether the user may see owners' personal data in ``project``."""
     grants = grants_of(user)
     return grants.is_registry_admin or grants.holds(Role.CASE_OFFICER, project)
+
+
+def owner_data_projects(user: User | Grants) -> list[int] | None:
+    """Return the ids of the projects whose owners' data the user may see.
+
+    None means every project (registry admins); an empty list means none.
+    """
+    grants = grants_of(user)
+    if grants.is_registry_admin:
+        return None
+    return sorted(pk for pk in grants.projects if can_view_owner_data(grants, pk))

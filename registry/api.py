@@ -4,6 +4,8 @@ import tempfile
 from pathlib import Path
 
 from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -14,6 +16,7 @@ from registry.models import ExportLog, Project
 from registry.moments import parse_day, parse_moment
 
 
+@extend_schema(tags=["statistics"], responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 def progress(request):
     """Return area and parcel counts per project, land class, status and street."""
@@ -69,6 +72,7 @@ def progress(request):
     )
 
 
+@extend_schema(tags=["statistics"], responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 def banked(request):
     """Return the area moved into the land bank per period, and cumulatively."""
@@ -119,6 +123,7 @@ def _figures(summary: statistics.Summary) -> dict:
     }
 
 
+@extend_schema(tags=["exports"], responses={200: OpenApiTypes.BINARY})
 @api_view(["GET"])
 def export_banked(request):
     """Export banked parcels (analysts and registry admins); every export is logged.

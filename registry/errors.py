@@ -55,6 +55,18 @@ class PermissionRefused(RegistryError):
     """The user's role or project does not allow the change."""
 
 
+class NotFound(RegistryError):
+    """What the user asked for does not exist (or is not theirs to see)."""
+
+
+class BadQuery(RegistryError):
+    """A query parameter or body that cannot be read; ``parameter`` names it."""
+
+    def __init__(self, template: Promise | str, *, parameter: str, **params: Any):
+        self.parameter = parameter
+        super().__init__(template, parameter=parameter, **params)
+
+
 class TransitionRefused(RegistryError):
     """The workflow does not allow the change, or a precondition is not met."""
 

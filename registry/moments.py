@@ -17,8 +17,14 @@ class UnreadableDate(RegistryError):
     """A filter's date or date-time could not be read."""
 
 
-def parse_moment(text: str | None, *, name: str = "as_of") -> datetime | None:
-    """Return the aware moment ``text`` names (None for no text)."""
+def parse_moment(
+    text: str | None, *, name: str = "as_of", day_starts: bool = False
+) -> datetime | None:
+    """Return the aware moment ``text`` names (None for no text).
+
+    A date alone is the end of that day, or its start with ``day_starts`` (the
+    opening end of an interval).
+    """
     if not text:
         return None
     day = _day_or_none(text) if len(text) == 10 else None
@@ -33,7 +39,9 @@ def parse_moment(text: str | None, *, name: str = "as_of") -> datetime | None:
                 name=name,
                 text=text[:40],
             )
-        moment = datetime(day.year, day.month, day.day, 23, 59, 59, 999999)
+        moment = datetime(day.year, day.month, day.day)
+        if not day_starts:
+            moment = moment.replace(hour=23, minute=59, second=59, microsecond=999999)
     if moment.tzinfo is None:
         moment = make_aware(moment, get_current_timezone())
     return moment

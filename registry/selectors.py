@@ -5,38 +5,161 @@ The API, the map, the exports and the statistics all ask these functions, so tha
 """
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.contrib.gis.geos import Polygon
-from django.db.models import QuerySet
+from django.contrib.gis.geos import GEOSGeometry
+from django.db.models import Prefetch, Q, QuerySet
 
 from registry import statistics
 from registry.choices import LandClass
-from registry.models import Parcel, Project
-from registry.workflow import Status
+from registry.models import Building, Parcel, ParcelStatusChange, Project
+from registry.workflow import CLEARED_STATUSES, Status
 from spatial.crs import STORAGE_SRID
+
+Values = str | Collection[str] | None
 
 
 def parcel_list(
     *,
-    project: Project | None = None,
-    land_class: str | None = None,
-    status: str | None = None,
-    bbox: Polygon | None = None,
+    project: Project | str | None = None,
+    land_class: Values = None,
+    status: Values = None,
+    street: Values = None,
+    code: str | None = None,
+    code_prefix: str | None = None,
+    cleared: bool | None = None,
+    intersecting: GEOSGeometry | None = None,
+    updated_from: datetime | None = None,
+    updated_to: datetime | None = None,
 ) -> QuerySet[Parcel]:
-    """Return parcels matching every filter given, ordered by code."""
+    """Return parcels matching every filter given, ordered by code.
+
+    ``project`` is a project or its code; ``land_class``, ``status`` and
+    ``street`` take one value or several (any of them matches); empty values
+    are no filter. ``intersecting`` is any geometry with an SRID (a bbox, a
+    point, a drawn polygon). ``updated_from``/``updated_to`` bound the last
+    change, both inclusive.
+    """
     parcels = Parcel.objects.select_related("project")
-    if project is not None:
+    if isinstance(project, Project):
         parcels = parcels.filter(project=project)
-    if land_class:
-        parcels = parcels.filter(land_class=land_class)
-    if status:
-        parcels = parcels.filter(status=status)
-    if bbox is not None:
-        if bbox.srid != STORAGE_SRID:
-            bbox = bbox.transform(STORAGE_SRID, clone=True)
-        parcels = parcels.filter(geom__intersects=bbox)
-    return parcels.order_by("code")
+    elif project:
+        parcels = parcels.filter(project__code=project)
+    parcels = _any_of(parcels, land_class=land_class, status=status, street=street)
+    if code:
+        parcels = parcels.filter(code=code)
+    if code_prefix:
+        parcels = parcels.filter(code__startswith=code_prefix)
+    if cleared is not None:
+        in_cleared = Q(status__in=CLEARED_STATUSES)
+        parcels = parcels.filter(in_cleared if cleared else ~in_cleared)
+    if intersecting is not None:
+        parcels = parcels.filter(geom__intersects=_in_storage(intersecting))
+    return _updated_between(parcels, updated_from, updated_to).order_by("code")
+
+
+def building_list(
+    *,
+    project: Project | str | None = None,
+    parcel: str | None = None,
+    status: Values = None,
+    legality: Values = None,
+    code: str | None = None,
+    code_prefix: str | None = None,
+    intersecting: GEOSGeometry | None = None,
+    updated_from: datetime | None = None,
+    updated_to: datetime | None = None,
+) -> QuerySet[Building]:
+    """Return buildings matching every filter given, ordered by code.
+
+    Filters work as in ``parcel_list``; ``project`` is the project of the
+    building's parcel and ``parcel`` a parcel code.
+    """
+    buildings = Building.objects.select_related("parcel", "parcel__project")
+    if isinstance(project, Project):
+        buildings = buildings.filter(parcel__project=project)
+    elif project:
+        buildings = buildings.filter(parcel__project__code=project)
+    if parcel:
+        buildings = buildings.filter(parcel__code=parcel)
+    buildings = _any_of(buildings, status=status, legality=legality)
+    if code:
+        buildings = buildings.filter(code=code)
+    if code_prefix:
+        buildings = buildings.filter(code__startswith=code_prefix)
+    if intersecting is not None:
+        buildings = buildings.filter(footprint__intersects=_in_storage(intersecting))
+    return _updated_between(buildings, updated_from, updated_to).order_by("code")
+
+
+def project_list(
+    *,
+    code: str | None = None,
+    kind: Values = None,
+    street: Values = None,
+    intersecting: GEOSGeometry | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> QuerySet[Project]:
+    """Return projects matching every filter given, ordered by code."""
+    projects = _any_of(Project.objects.all(), kind=kind, street=street)
+    if code:
+        projects = projects.filter(code=code)
+    if intersecting is not None:
+        projects = projects.filter(boundary__intersects=_in_storage(intersecting))
+    if created_from is not None:
+        projects = projects.filter(created_at__gte=created_from)
+    if created_to is not None:
+        projects = projects.filter(created_at__lte=created_to)
+    return projects.order_by("code")
+
+
+def parcel_detail(*, pk: int) -> Parcel:
+    """Return one parcel with its project, buildings and history, read at once."""
+    return (
+        Parcel.objects.select_related("project")
+        .prefetch_related(
+            Prefetch("buildings", queryset=Building.objects.order_by("code")),
+            Prefetch(
+                "history",
+                queryset=ParcelStatusChange.objects.select_related("actor").order_by(
+                    "at", "id"
+                ),
+            ),
+        )
+        .get(pk=pk)
+    )
+
+
+def _any_of(queryset: QuerySet, **filters: Values) -> QuerySet:
+    for field, value in filters.items():
+        if not value:
+            continue
+        if isinstance(value, str):
+            queryset = queryset.filter(**{field: value})
+        else:
+            queryset = queryset.filter(**{f"{field}__in": list(value)})
+    return queryset
+
+
+def _updated_between(
+    queryset: QuerySet, start: datetime | None, end: datetime | None
+) -> QuerySet:
+    if start is not None:
+        queryset = queryset.filter(updated_at__gte=start)
+    if end is not None:
+        queryset = queryset.filter(updated_at__lte=end)
+    return queryset
+
+
+def _in_storage(geometry: GEOSGeometry) -> GEOSGeometry:
+    if geometry.srid is None:
+        raise ValueError("a filter geometry needs an SRID")
+    if geometry.srid != STORAGE_SRID:
+        geometry = geometry.transform(STORAGE_SRID, clone=True)
+    return geometry
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,7 @@ def test_parcel_list_filters_by_a_box_in_storage_coordinates(land):
     box = Polygon.from_bbox((x0 + 1, y0 + 1, x1 - 1, y1 - 1))
     box.srid = 4547
 
-    assert codes(parcel_list(bbox=box)) == ["SC-03"]
+    assert codes(parcel_list(intersecting=box)) == ["SC-03"]
 
 
 def test_parcel_list_filters_by_a_box_in_longitude_and_latitude(land):
@@ -178,11 +178,11 @@ def test_parcel_list_filters_by_a_box_in_longitude_and_latitude(land):
     box = Polygon.from_bbox((lon0, lat0, lon1, lat1))
     box.srid = 4326
 
-    assert codes(parcel_list(bbox=box)) == ["SC-05"]
+    assert codes(parcel_list(intersecting=box)) == ["SC-05"]
 
 
 def test_parcel_list_with_a_box_away_from_every_parcel_is_empty(land):
     box = Polygon.from_bbox((113.5, 22.3, 113.6, 22.4))
     box.srid = 4326
 
-    assert codes(parcel_list(bbox=box)) == []
+    assert codes(parcel_list(intersecting=box)) == []

@@ -1,0 +1,281 @@
+"""Reading the query APIs' parameters into selector filters, or refusing them.
+
+REST and OGC API – Features take the same kinds of values (a bbox in a named CRS,
+a point, a drawn geometry, a datetime interval, a page size, coded values); each
+is read here once, and anything unreadable is a ``BadQuery`` that names the
+parameter and says what was wrong, in Chinese and English.
+"""
+
+import json
+import math
+from collections.abc import Collection
+from datetime import datetime
+
+import shapely
+from django.contrib.gis.geos import GEOSGeometry
+from django.utils.translation import gettext_lazy as _
+
+from registry.errors import BadQuery, RegistryError
+from registry.moments import parse_moment
+from spatial import api_crs
+from spatial.api_crs import CRS84, ApiCrs
+from spatial.crs import STORAGE_SRID
+
+# A drawn query geometry: enough for a careful hand-drawn polygon or a project
+# outline, small enough that one request cannot pin a database core.
+MAX_VERTICES = 10_000
+MAX_AREA_KM2 = 300.0  # twice the district
+
+
+def crs_of(text: str | None, *, parameter: str) -> ApiCrs:
+    """Return the CRS a parameter names (CRS84 when absent)."""
+    if not text:
+        return CRS84
+    crs = api_crs.lookup(text)
+    if crs is None:
+        supported = ", ".join(c.uri for c in api_crs.SUPPORTED)
+        raise BadQuery(
+            _(
+                "%(parameter)s: unknown or unsupported CRS %(value)s; "
+                "use one of %(supported)s."
+            ),
+            parameter=parameter,
+            value=text[:120],
+            supported=supported,
+        )
+    return crs
+
+
+def bbox_of(
+    text: str | None, crs: ApiCrs, *, parameter: str = "bbox"
+) -> GEOSGeometry | None:
+    """Return the bbox ``minx,miny,maxx,maxy`` (in ``crs`` axis order) in storage.
+
+    Six numbers (with heights) are accepted and the heights ignored, as OGC API
+    allows. A bbox wholly outside the storage CRS's area of use returns an
+    empty geometry: a valid query that matches nothing.
+    """
+    if text is None:
+        return None
+    numbers = _numbers(text, parameter=parameter, counts=(4, 6))
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    x0, y0, x1, y1 = numbers
+    if x0 > x1 or y0 > y1:
+        raise BadQuery(
+            _(
+                "%(parameter)s: the lower corner %(low)s is above or right of "
+                "the upper corner %(high)s."
+            ),
+            parameter=parameter,
+            low=f"{x0},{y0}",
+            high=f"{x1},{y1}",
+        )
+    if crs.geographic:
+        lat0, lat1 = (x0, x1) if crs.swapped else (y0, y1)
+        if lat0 < -90 or lat1 > 90:
+            raise BadQuery(
+                _(
+                    "%(parameter)s: latitudes must lie between -90 and 90; "
+                    "is the axis order right for %(crs)s?"
+                ),
+                parameter=parameter,
+                crs=crs.uri,
+            )
+    return _geos(api_crs.rectangle((x0, y0, x1, y1), crs))
+
+
+def point_of(
+    text: str | None, crs: ApiCrs, *, parameter: str = "point"
+) -> GEOSGeometry | None:
+    """Return the point ``x,y`` (in ``crs`` axis order) in storage coordinates."""
+    if text is None:
+        return None
+    x, y = _numbers(text, parameter=parameter, counts=(2,))
+    return _geos(api_crs.rectangle((x, y, x, y), crs))
+
+
+def geometry_of(value, crs: ApiCrs, *, parameter: str = "intersects") -> GEOSGeometry:
+    """Return a GeoJSON geometry (object or text) in ``crs`` as a storage geometry.
+
+    Refused when it is not GeoJSON, has no area or line or point to speak of,
+    is invalid, has more than ``MAX_VERTICES`` vertices or covers more than
+    ``MAX_AREA_KM2``.
+    """
+    try:
+        if isinstance(value, str):
+            value = json.loads(value)
+        geometry = shapely.geometry.shape(value)
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        shapely.errors.GEOSException,
+    ) as error:
+        raise BadQuery(
+            _("%(parameter)s is not a GeoJSON geometry: %(detail)s"),
+            parameter=parameter,
+            detail=str(error)[:200],
+        ) from error
+    vertices = shapely.get_num_coordinates(geometry)
+    if geometry.is_empty or vertices == 0:
+        raise BadQuery(_("%(parameter)s is an empty geometry."), parameter=parameter)
+    if vertices > MAX_VERTICES:
+        raise BadQuery(
+            _("%(parameter)s has %(count)s vertices; at most %(limit)s are accepted."),
+            parameter=parameter,
+            count=vertices,
+            limit=MAX_VERTICES,
+        )
+    coordinates = shapely.get_coordinates(geometry)
+    if not all(math.isfinite(v) for v in coordinates.ravel()):
+        raise BadQuery(
+            _("%(parameter)s has coordinates that are not numbers."),
+            parameter=parameter,
+        )
+    if crs.swapped:
+        geometry = shapely.transform(geometry, lambda xy: xy[:, ::-1])
+    if not geometry.is_valid:
+        raise BadQuery(
+            _("%(parameter)s is not a valid geometry: %(reason)s"),
+            parameter=parameter,
+            reason=shapely.is_valid_reason(geometry),
+        )
+    stored = GEOSGeometry(memoryview(shapely.to_wkb(geometry)), srid=crs.srid)
+    if crs.srid != STORAGE_SRID:
+        west, south, east, north = api_crs.domain(crs)
+        if not shapely.box(west, south, east, north).contains(geometry):
+            raise BadQuery(
+                _("%(parameter)s lies outside the area the registry covers (%(crs)s)."),
+                parameter=parameter,
+                crs=crs.uri,
+            )
+        stored.transform(STORAGE_SRID)
+    if stored.area / 1e6 > MAX_AREA_KM2:
+        raise BadQuery(
+            _("%(parameter)s covers %(area)s km²; at most %(limit)s km² are accepted."),
+            parameter=parameter,
+            area=f"{stored.area / 1e6:,.1f}",
+            limit=f"{MAX_AREA_KM2:,.0f}",
+        )
+    return stored
+
+
+def limit_of(
+    text: str | None, *, default: int, maximum: int, parameter: str = "limit"
+) -> int:
+    """Return the page size asked for, refusing anything but 1 … ``maximum``."""
+    if text is None or text == "":
+        return default
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= maximum:
+        raise BadQuery(
+            _(
+                "%(parameter)s must be a whole number from 1 to %(maximum)s, "
+                "not %(value)s."
+            ),
+            parameter=parameter,
+            maximum=maximum,
+            value=text[:20],
+        )
+    return limit
+
+
+def interval_of(
+    text: str | None, *, parameter: str = "datetime"
+) -> tuple[datetime | None, datetime | None]:
+    """Return (start, end) of an RFC 3339 instant or ``start/end`` interval.
+
+    ``..`` or an empty side is open. A date alone spans its whole day in
+    Shanghai time.
+    """
+    if not text:
+        return None, None
+    try:
+        if "/" not in text:
+            return (
+                parse_moment(text, name=parameter, day_starts=True),
+                parse_moment(text, name=parameter),
+            )
+        start_text, end_text = text.split("/", 1)
+        start = (
+            None
+            if start_text in ("", "..")
+            else parse_moment(start_text, name=parameter, day_starts=True)
+        )
+        end = None if end_text in ("", "..") else parse_moment(end_text, name=parameter)
+    except RegistryError as error:
+        raise BadQuery(
+            _("%(parameter)s is not an RFC 3339 date-time or interval: %(value)s"),
+            parameter=parameter,
+            value=text[:60],
+        ) from error
+    if start and end and start > end:
+        raise BadQuery(
+            _("%(parameter)s: the interval ends before it starts: %(value)s"),
+            parameter=parameter,
+            value=text[:60],
+        )
+    return start, end
+
+
+def choices_of(
+    text: str | None, allowed: Collection[str], *, parameter: str
+) -> list[str] | None:
+    """Return the comma-separated coded values asked for, each one checked."""
+    if not text:
+        return None
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise BadQuery(
+            _("%(parameter)s: unknown value %(value)s; known values: %(known)s."),
+            parameter=parameter,
+            value=unknown[0][:40],
+            known=", ".join(allowed),
+        )
+    return values
+
+
+def boolean_of(text: str | None, *, parameter: str) -> bool | None:
+    """Return true/false (also 1/0, yes/no), None when absent."""
+    if text is None or text == "":
+        return None
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadQuery(
+        _("%(parameter)s must be true or false, not %(value)s."),
+        parameter=parameter,
+        value=text[:20],
+    )
+
+
+def _numbers(text: str, *, parameter: str, counts: tuple[int, ...]) -> list[float]:
+    try:
+        numbers = [float(part) for part in text.split(",")]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in counts or not all(math.isfinite(n) for n in numbers):
+        raise BadQuery(
+            _(
+                "%(parameter)s must be %(count)s comma-separated numbers, "
+                "not %(value)s."
+            ),
+            parameter=parameter,
+            count="/".join(map(str, counts)),
+            value=text[:80],
+        )
+    return numbers
+
+
+def _geos(geometry) -> GEOSGeometry:
+    if geometry is None:
+        return GEOSGeometry("POLYGON EMPTY", srid=STORAGE_SRID)
+    return GEOSGeometry(memoryview(shapely.to_wkb(geometry)), srid=STORAGE_SRID)
