@@ -60,11 +60,12 @@ test: setup
 bench: setup
 	$(PY) bench/import_bench.py
 	$(PY) bench/export_bench.py
+	$(PY) bench/ogcapi_bench.py
 
 # Re-extract translatable strings after changing them; then translate the new
 # entries in locale/zh_Hans/LC_MESSAGES/django.po.
 messages-update: venv
-	$(MANAGE) makemessages -l zh_Hans --ignore '.venv/*' --ignore 'tests/*' --no-obsolete
+	$(MANAGE) makemessages -l zh_Hans --ignore '.venv/*' --ignore 'var/*' --ignore 'tests/*' --ignore 'bench/*' --no-obsolete
 
 lint: venv
 	$(VENV)/bin/ruff format --check .
