@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
@@ -156,22 +156,40 @@ def building_feature_sql(crs: ApiCrs, *, owners: list[int] | None) -> str:
             'updated_at', b.updated_at))"""
 
 
-PARCEL_FROM = (
-    "registry_parcel p LEFT JOIN registry_project pr ON pr.id = p.project_id",
+@dataclass(frozen=True)
+class Source:
+    """Where a feature expression reads: the page's rows, and what they join."""
+
+    alias: str
+    columns: tuple[str, ...]
+    """Columns the page's rows carry into the feature expression."""
+    joins: str
+
+
+PARCEL_FROM = Source(
     "p",
-)
-BUILDING_FROM = (
-    "registry_building b JOIN registry_parcel pa ON pa.id = b.parcel_id"
-    " LEFT JOIN registry_project pr ON pr.id = pa.project_id",
+    (
+        "id", "code", "project_id", "land_class", "status", "street", "geom",
+        "area_m2", "declared_area_m2", "banked_on", "bank_ref", "updated_at",
+    ),
+    "LEFT JOIN registry_project pr ON pr.id = p.project_id",
+)  # fmt: skip
+BUILDING_FROM = Source(
     "b",
-)
+    (
+        "id", "code", "parcel_id", "footprint", "floors", "floor_area_m2",
+        "legality", "owner_group", "status", "updated_at",
+    ),
+    "JOIN registry_parcel pa ON pa.id = b.parcel_id"
+    " LEFT JOIN registry_project pr ON pr.id = pa.project_id",
+)  # fmt: skip
 
 
 def page_of(
     queryset: QuerySet,
     *,
     feature_sql: str,
-    source: tuple[str, str],
+    source: Source,
     ordering: Ordering = BY_ID,
     limit: int,
     cursor: str | None = None,
@@ -179,7 +197,7 @@ def page_of(
     """Return one page of ``queryset`` as GeoJSON features, and the next cursor.
 
     ``feature_sql`` is one of the ``*_feature_sql`` expressions, ``source`` the
-    matching FROM clause and alias. The queryset's own ordering is replaced by
+    matching ``Source``. The queryset's own ordering is replaced by
     ``ordering``.
     """
     limit = int(limit)
@@ -187,19 +205,20 @@ def page_of(
     rows = queryset.order_by(*_orm_ordering(ordering))
     if after is not None:
         rows = rows.filter(_after(ordering, after))
-    ids_sql, ids_params = rows.values("pk")[: limit + 1].query.sql_with_params()
-    from_sql, alias = source
+    page = rows.values(*source.columns)[: limit + 1]
+    rows_sql, rows_params = page.query.sql_with_params()
+    alias = source.alias
     value = "NULL" if ordering.field == "id" else f"{alias}.{ordering.field}"
-    # One statement: the page's ids (with the filters, keyset and LIMIT the ORM
-    # wrote), then every feature as text, joined in order, plus the key of the
-    # last one. The extra row (limit + 1) only says whether there is a next page.
+    # One statement: the page's rows (with the filters, keyset and LIMIT the ORM
+    # wrote, read once from the index scan), then every feature as text, joined
+    # in order, plus the key of the last one. The extra row (limit + 1) only
+    # says whether there is a next page.
     sql = f"""
         WITH page AS (
             SELECT {alias}.id, {value} AS k,
                    row_number() OVER (ORDER BY {ordering.sql(alias)}) AS n,
                    ({feature_sql})::text AS f
-            FROM {from_sql}
-            WHERE {alias}.id IN ({ids_sql})
+            FROM ({rows_sql}) {alias} {source.joins}
         )
         SELECT string_agg(f, ',' ORDER BY n) FILTER (WHERE n <= {limit:d}),
                count(*),
@@ -207,8 +226,13 @@ def page_of(
                (array_agg(k ORDER BY n) FILTER (WHERE n = {limit:d}))[1]
         FROM page
     """  # noqa: S608  (fixed SQL of this module; the ORM's values are parameters)
-    with connection.cursor() as db:
-        db.execute(sql, ids_params)
+    with transaction.atomic(), connection.cursor() as db:
+        # A page is a small index-driven read; starting parallel workers costs
+        # more than they save (measured: 22 ms with two workers, 11 ms without,
+        # for 1,000 parcels of the ×100 demo), and on a 2-core server they take
+        # the cores other requests are waiting for.
+        db.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        db.execute(sql, rows_params)
         features, matched, last_id, last_value = db.fetchone()
     more = matched > limit
     return Page(

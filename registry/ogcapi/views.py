@@ -69,7 +69,10 @@ class OgcView(APIView):
     def initial(self, request, *args, **kwargs):
         """Refuse users without a role, and any ``f`` but JSON."""
         super().initial(request, *args, **kwargs)
-        if not access.can_read_registry(request.user):
+        # Read once per request: the role check and the owners' data rule both
+        # need them, and each read is a query.
+        self.grants = access.grants_of(request.user)
+        if not access.can_read_registry(self.grants):
             raise PermissionRefused(
                 gettext_lazy("You hold no role in the registry; ask an administrator.")
             )
@@ -306,7 +309,7 @@ class Items(OgcView):
         page = collection.page(
             rows,
             crs=crs,
-            grants=access.grants_of(request.user),
+            grants=self.grants,
             limit=limit,
             cursor=query.get("cursor") or None,
         )
@@ -373,9 +376,7 @@ class Item(OgcView):
             )
         crs = query_params.crs_of(request.query_params.get("crs"), parameter="crs")
         rows = collection.queryset({}).filter(pk=_feature_id(feature_id))
-        page = collection.page(
-            rows, crs=crs, grants=access.grants_of(request.user), limit=1
-        )
+        page = collection.page(rows, crs=crs, grants=self.grants, limit=1)
         if not page.returned:
             raise NotFound(
                 gettext_lazy("%(collection)s has no feature %(id)s."),

@@ -37,11 +37,19 @@ def test_a_lonlat_rectangle_keeps_its_curved_edges_in_storage():
     box = api_crs.rectangle((113.90, 22.74, 113.95, 22.78), CRS84)
 
     # A parallel is curved in Gauss-Kruger: midway along an edge the true edge
-    # lies metres from the chord between the corners; densified, under 1 cm.
-    for lon, lat in ((113.925, 22.74), (113.925, 22.78), (113.90, 22.76)):
+    # lies metres from the chord between the corners; densified, within 1 mm.
+    for lon, lat in ((113.925, 22.74), (113.9251, 22.78), (113.90, 22.7613)):
         on_edge = shapely.Point(TO_STORAGE.transform(lon, lat))
-        assert box.exterior.distance(on_edge) < 0.01
+        assert box.exterior.distance(on_edge) < 0.001
     assert box.is_valid
+
+
+def test_a_small_rectangle_needs_few_vertices():
+    small = api_crs.rectangle((113.930, 22.760, 113.9345, 22.7635), CRS84)
+    large = api_crs.rectangle((113.80, 22.60, 114.10, 22.90), CRS84)
+
+    assert len(small.exterior.coords) < 40
+    assert len(large.exterior.coords) > 100
 
 
 def test_authority_order_reads_latitude_or_northing_first():
