@@ -238,3 +238,24 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/(api|ogcapi)",
 }
+
+# Rendered map tiles, shared by every server process: a file cache by default
+# (nothing else to run), Redis when TILE_CACHE_URL is set (redis://host:port/db).
+_tile_cache_url = os.environ.get("TILE_CACHE_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "tiles": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _tile_cache_url,
+        }
+        if _tile_cache_url
+        else {
+            "BACKEND": "tilesvc.file_cache.TileFileCache",
+            "LOCATION": os.environ.get(
+                "TILE_CACHE_DIR", str(BASE_DIR / "var" / "cache" / "tiles")
+            ),
+            "OPTIONS": {"MAX_ENTRIES": 200_000},
+        }
+    ),
+}

@@ -36,5 +36,6 @@ urlpatterns = [
         name="api-docs",
     ),
     path("ogcapi/", include("registry.ogcapi.urls")),
+    path("tiles/", include("tilesvc.urls")),
     path("", include("registry.urls")),
 ]

@@ -20,7 +20,7 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
-from registry import access, services
+from registry import access, changes, services
 from registry.choices import BuildingStatus
 from registry.errors import RegistryError
 from registry.models import (
@@ -107,13 +107,28 @@ class HistoryAdmin(RegistryAdminOnly, admin.ModelAdmin):
 
 
 class MapAdmin(RegistryAdminOnly, GISModelAdmin):
-    """GIS admin whose map widget works without internet access."""
+    """GIS admin whose map widget works without internet access.
+
+    Saving announces the object's old and new place, so that cached map tiles
+    of both are drawn afresh.
+    """
 
     gis_widget = OfflineMapWidget
+    announce = None  # one of registry.changes.announce_*
+
+    def save_model(self, request, obj, form, change):
+        if self.announce is None:
+            return super().save_model(request, obj, form, change)
+        if change:
+            self.announce([obj.pk])
+        super().save_model(request, obj, form, change)
+        self.announce([obj.pk])
+        return None
 
 
 @admin.register(Project, site=admin_site)
 class ProjectAdmin(MapAdmin):
+    announce = staticmethod(changes.announce_projects)
     list_display = ["code", "name_zh", "name_en", "kind", "street", "planned_area_m2"]
     list_filter = ["kind", "street", "synthetic"]
     search_fields = ["code", "name_zh", "name_en"]
@@ -253,7 +268,9 @@ class ParcelAdmin(MapAdmin):
             obj.pk = created.pk
             return
         # Only the editable model fields: status never comes from a (stale) form.
+        changes.announce_parcels([obj.pk])  # where it was
         obj.save(update_fields=[*ParcelAdminForm.Meta.fields, "updated_at"])
+        changes.announce_parcels([obj.pk])  # where it is
         if data.get("new_status"):
             services.parcel_transition(
                 parcel=obj,
@@ -298,6 +315,7 @@ def _building_action(target: BuildingStatus):
 
 @admin.register(Building, site=admin_site)
 class BuildingAdmin(MapAdmin):
+    announce = staticmethod(changes.announce_buildings)
     list_display = [
         "code",
         "parcel",

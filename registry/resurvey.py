@@ -22,10 +22,25 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils.translation import gettext_lazy as _
 
-from registry import access
+from registry import access, changes
 from registry.errors import PermissionRefused, TransitionRefused
 from registry.models import Project
 from registry.pgcopy import copy_rows
+
+# What one import batch touched: the old and new geometry of the parcels it
+# re-surveyed, and the parcels it created.
+_BATCH_PLACES = """
+    SELECT r.old_geom AS g FROM registry_parcelrevision r
+     WHERE r.import_batch_id = %(batch)s AND r.kind = 'updated'
+    UNION ALL
+    SELECT p.geom FROM registry_parcel p JOIN registry_parcelrevision r
+        ON r.parcel_id = p.id
+     WHERE r.import_batch_id = %(batch)s AND r.kind = 'updated'
+    UNION ALL
+    SELECT p.geom FROM registry_parcel p JOIN registry_parcelstatuschange h
+        ON h.parcel_id = p.id
+     WHERE h.move = 'create' AND h.evidence_ref = 'import:' || %(batch)s
+"""
 
 
 @dataclass
@@ -141,6 +156,7 @@ def survey_apply(
         )
         created = cursor.rowcount
         cursor.execute("DROP TABLE survey_stage")
+        changes.announce("parcels", _BATCH_PLACES, {"batch": import_batch_id})
     return Applied(created, updated, len(parcels.codes) - created - updated)
 
 
@@ -192,6 +208,8 @@ def survey_undo(
                 ),
                 codes=", ".join(touched),
             )
+        # Read before anything moves: after the undo the created parcels are gone.
+        changes.announce("parcels", _BATCH_PLACES, params)
         # The undo is a revision too, keeping the geometry it replaces, so that
         # "as of" a moment between the import and its undo stays answerable.
         cursor.execute(
@@ -325,6 +343,14 @@ def buildings_apply(
                 project=project.code,
                 codes=", ".join(f"{b} → {p}" for b, p in orphans),
             )
+        # Where the buildings about to be re-surveyed stand now (their old place).
+        changes.announce(
+            "buildings",
+            "SELECT b.footprint AS g FROM registry_building b"
+            " JOIN building_stage s ON s.code = b.code"
+            " WHERE NOT (b.footprint = s.footprint AND b.floors = s.floors"
+            " AND b.legality = s.legality)",
+        )
         cursor.execute(
             """
             UPDATE registry_building b
@@ -357,5 +383,12 @@ def buildings_apply(
             {"at": at},
         )
         created = cursor.rowcount
+        if created or updated:
+            # Their new place, and the new ones'.
+            changes.announce(
+                "buildings",
+                "SELECT footprint AS g FROM registry_building WHERE updated_at = %s",
+                [at],
+            )
         cursor.execute("DROP TABLE building_stage")
     return Applied(created, updated, len(buildings.codes) - created - updated)

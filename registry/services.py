@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from registry import access
+from registry import access, changes
 from registry.choices import BUILDING_DONE_STATUSES, BuildingStatus, LandClass
 from registry.errors import (
     BulkTransitionRefused,
@@ -80,6 +80,7 @@ def parcel_create(
             at=timezone.now(),
             reason=reason,
         )
+        changes.announce_parcels([parcel.pk])
     parcel.refresh_from_db(fields=["area_m2"])
     return parcel
 
@@ -123,6 +124,7 @@ def parcel_transition(
         )
         locked.save(update_fields=["status", "banked_on", "bank_ref", "updated_at"])
         change.save()
+        changes.announce_parcels([locked.pk])
     _copy_status(locked, into=parcel)
     return change
 
@@ -185,7 +187,7 @@ def parcel_transition_bulk(
                 total=len(locked),
             )
         now = timezone.now()
-        changes = [
+        moves = [
             _apply(
                 p,
                 to_status=to_status,
@@ -203,8 +205,9 @@ def parcel_transition_bulk(
         Parcel.objects.bulk_update(
             locked, ["status", "banked_on", "bank_ref", "updated_at"], batch_size=2000
         )
-        ParcelStatusChange.objects.bulk_create(changes, batch_size=2000)
-    return changes
+        ParcelStatusChange.objects.bulk_create(moves, batch_size=2000)
+        changes.announce_parcels(ids)
+    return moves
 
 
 def transition_refusal(
@@ -327,6 +330,7 @@ def building_set_status(
         )
         locked.status = to_status
         locked.save(update_fields=["status", "updated_at"])
+        changes.announce_buildings([locked.pk])
     building.status = locked.status
     return change
 

@@ -23,6 +23,18 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def tile_cache(settings, tmp_path):
+    """Give each test an empty tile cache of its own, like a fresh server's."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "tiles": {
+            "BACKEND": "tilesvc.file_cache.TileFileCache",
+            "LOCATION": str(tmp_path / "tile-cache"),
+        },
+    }
+
+
 @pytest.fixture
 def project(db):
     return ProjectFactory(code="GM-SC", name_zh="光明科学城启动区")

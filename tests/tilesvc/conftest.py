@@ -1,0 +1,14 @@
+"""Tile tests: parcels placed on known tiles."""
+
+from pyproj import Transformer
+
+from tilesvc.vector import TMS
+
+TO_LONLAT = Transformer.from_crs(4547, 4326, always_xy=True)
+
+
+def tile_of(geom, z: int):
+    """Return the tile at zoom ``z`` holding the centre of a 4547 geometry."""
+    centre = geom.centroid
+    lon, lat = TO_LONLAT.transform(centre.x, centre.y)
+    return TMS.tile(lon, lat, z)

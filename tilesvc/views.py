@@ -1,0 +1,209 @@
+"""Vector tiles and their TileJSON, for the map pages and for GIS clients.
+
+Tiles need a logged-in user (session) or an API token, and a role in the
+registry, like every other read. Errors are JSON that says what was wrong, in
+Chinese and English.
+"""
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_safe
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from registry import access
+from registry.choices import BuildingStatus, LandClass
+from registry.errors import BadQuery, NotFound, PermissionRefused, RegistryError
+from registry.workflow import Status
+from tilesvc import cache, vector
+
+MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+ALLOWED = {
+    "status": {
+        "parcels": Status.values,
+        "buildings": BuildingStatus.values,
+    },
+    "land_class": {"parcels": LandClass.values},
+}
+
+
+class NotLoggedIn(RegistryError):
+    """Nobody is logged in and no valid token was given."""
+
+
+def _error(error: RegistryError) -> JsonResponse:
+    status = 400
+    if isinstance(error, NotLoggedIn):
+        status = 401
+    elif isinstance(error, PermissionRefused):
+        status = 403
+    elif isinstance(error, NotFound):
+        status = 404
+    body = {"code": type(error).__name__, "description": error.en}
+    body["error"] = error.as_dict()
+    return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+
+
+def _reader(request):
+    """Return the user reading, by session or token, or refuse."""
+    user = request.user
+    if not user.is_authenticated:
+        try:
+            found = TokenAuthentication().authenticate(request)
+        except AuthenticationFailed:
+            found = None
+        if found is None:
+            raise NotLoggedIn(_("Log in, or send an API token, to read map tiles."))
+        user = found[0]
+    if not access.can_read_registry(user):
+        raise PermissionRefused(
+            _("You hold no role in the registry; ask an administrator.")
+        )
+    return user
+
+
+def _layer(name: str) -> vector.Layer:
+    layer = vector.LAYERS.get(name)
+    if layer is None:
+        raise NotFound(
+            _("There is no tile layer %(layer)s; the layers are %(known)s."),
+            layer=name[:40],
+            known=", ".join(vector.LAYERS),
+        )
+    return layer
+
+
+def _filters(request, layer: vector.Layer) -> dict[str, list[str]]:
+    filters = {}
+    for name, text in request.GET.items():
+        if name not in layer.filters:
+            raise BadQuery(
+                _("%(parameter)s is not a filter of the %(layer)s tiles."),
+                parameter=name[:40],
+                layer=layer.id,
+            )
+        values = sorted({v.strip() for v in text.split(",") if v.strip()})
+        allowed = ALLOWED.get(name, {}).get(layer.id)
+        unknown = [v for v in values if allowed is not None and v not in allowed]
+        if unknown:
+            raise BadQuery(
+                _("%(parameter)s: unknown value %(value)s; known values: %(known)s."),
+                parameter=name,
+                value=unknown[0][:40],
+                known=", ".join(allowed),
+            )
+        if values:
+            filters[name] = values
+    return filters
+
+
+@login_not_required  # tokens are checked here; anonymous users get a 401
+@require_safe
+def tile(request, layer: str, z: int, x: int, y: int):
+    """Return one vector tile (204 when nothing is there)."""
+    try:
+        _reader(request)
+        spec = _layer(layer)
+        if not 0 <= z <= spec.maxzoom or not (0 <= x < 2**z and 0 <= y < 2**z):
+            raise NotFound(
+                _("There is no tile %(z)s/%(x)s/%(y)s in layer %(layer)s."),
+                z=z,
+                x=x,
+                y=y,
+                layer=spec.id,
+            )
+        filters = _filters(request, spec)
+    except RegistryError as error:
+        return _error(error)
+    if z < spec.minzoom:
+        data, etag, source = b"", "empty", "none"
+    else:
+        key = cache.tile_key(spec, z, x, y, filters)
+        hit = cache.get(key)
+        if hit is None:
+            data = vector.render(spec, z, x, y, filters)
+            etag, source = cache.put(key, data), "miss"
+        else:
+            (data, etag), source = hit, "hit"
+    quoted = f'"{etag}"'
+    if quoted in request.headers.get("If-None-Match", ""):
+        response = HttpResponse(status=304)
+    elif not data:
+        response = HttpResponse(status=204)
+    else:
+        response = HttpResponse(data, content_type=MEDIA_TYPE)
+    response["ETag"] = quoted
+    # Tiles change whenever a parcel under them does: the browser keeps them but
+    # asks each time (answered by a 304 when nothing changed). Private: the
+    # tiles are behind a login.
+    response["Cache-Control"] = "private, no-cache"
+    response["X-Tile-Cache"] = source
+    return response
+
+
+@login_not_required
+@require_safe
+def tilejson(request, layer: str):
+    """Return the TileJSON 3.0.0 document of a layer (filters carry into tiles)."""
+    try:
+        _reader(request)
+        spec = _layer(layer)
+        filters = _filters(request, spec)
+    except RegistryError as error:
+        return _error(error)
+    template = request.build_absolute_uri(
+        reverse("tile", args=[spec.id, 0, 0, 0]).replace("/0/0/0.mvt", "")
+    )
+    query = request.GET.urlencode()
+    bounds = _bounds(filters.get("project"))
+    return JsonResponse(
+        {
+            "tilejson": "3.0.0",
+            "name": spec.id,
+            "description": spec.description,
+            "tiles": [template + "/{z}/{x}/{y}.mvt" + (f"?{query}" if query else "")],
+            "minzoom": spec.minzoom,
+            "maxzoom": spec.maxzoom,
+            "bounds": bounds,
+            "center": [
+                round((bounds[0] + bounds[2]) / 2, 6),
+                round((bounds[1] + bounds[3]) / 2, 6),
+                max(spec.minzoom, 12),
+            ],
+            "vector_layers": [
+                {
+                    "id": spec.id,
+                    "description": spec.description,
+                    "fields": spec.fields,
+                    "minzoom": spec.minzoom,
+                    "maxzoom": spec.maxzoom,
+                }
+            ],
+            "filters": filters,
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+def _bounds(projects: list[str] | None) -> list[float]:
+    """Return the lon/lat bounds of the projects named, or of every project."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (
+                SELECT ST_Transform(ST_SetSRID(ST_Extent(boundary)::geometry, 4547),
+                                    4326)::box2d AS b
+                FROM registry_project
+                WHERE %(codes)s::text[] IS NULL OR code = ANY(%(codes)s::text[])
+            ) t
+            """,
+            {"codes": projects},
+        )
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        # No project yet: the whole district, roughly (113.75–114.05 E).
+        return [113.75, 22.65, 114.05, 22.88]
+    return [round(v, 6) for v in row]
