@@ -8,6 +8,7 @@ may change (the workflow, who may do what) live in ``registry/services.py``.
 
 from django.conf import settings
 from django.contrib.gis.db import models
+from django.contrib.postgres.indexes import GistIndex
 from django.db.models import F, Func, Q
 from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
@@ -173,6 +174,15 @@ class Parcel(models.Model):
             models.Index(fields=["project", "status"], name="parcel_project_status"),
             models.Index(fields=["land_class"], name="parcel_land_class"),
             models.Index(fields=["updated_at"], name="parcel_updated_at"),
+            # Map tiles below z14 draw only parcels large enough to be seen
+            # (tilesvc.vector: 3 × 3 screen pixels, ≥ 2,800 m² at z13); this
+            # index holds just those, so a district-wide tile reads thousands
+            # of index entries instead of a million.
+            GistIndex(
+                fields=["geom"],
+                name="parcel_geom_sizeable",
+                condition=Q(area_m2__gte=2500),
+            ),
         ]
 
     def __str__(self) -> str:

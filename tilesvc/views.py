@@ -5,6 +5,8 @@ registry, like every other read. Errors are JSON that says what was wrong, in
 Chinese and English.
 """
 
+import time
+
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
@@ -104,6 +106,7 @@ def _filters(request, layer: vector.Layer) -> dict[str, list[str]]:
 @require_safe
 def tile(request, layer: str, z: int, x: int, y: int):
     """Return one vector tile (204 when nothing is there)."""
+    started = time.perf_counter()
     try:
         _reader(request)
         spec = _layer(layer)
@@ -141,6 +144,10 @@ def tile(request, layer: str, z: int, x: int, y: int):
     # tiles are behind a login.
     response["Cache-Control"] = "private, no-cache"
     response["X-Tile-Cache"] = source
+    # Time spent in the view (cache look-up or rendering), for the benchmark and
+    # for the browser's network panel.
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    response["Server-Timing"] = f'tile;dur={elapsed_ms:.2f};desc="{source}"'
     return response
 
 

@@ -339,18 +339,15 @@ class Items(OgcView):
                     "title": "next page",
                 }
             )
-        # The features are already JSON text from PostGIS; only the envelope is
+        # The features are already JSON from PostGIS; only the envelope is
         # serialised here, so a page of 10,000 parcels is never parsed in Python.
-        envelope = json.dumps(
+        body = page.collection(
             {
-                "type": "FeatureCollection",
                 "numberReturned": page.returned,
                 "timeStamp": timezone.now().isoformat(timespec="seconds"),
                 "links": links,
-            },
-            ensure_ascii=False,
+            }
         )
-        body = f'{envelope[:-1]},"features":{page.feature_list()}}}'
         response = HttpResponse(body, content_type=GEOJSON)
         response["Content-Crs"] = f"<{crs.uri}>"
         return response

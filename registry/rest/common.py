@@ -1,6 +1,5 @@
 """What every REST view of the registry shares: access, paging, feature pages."""
 
-import json
 from urllib.parse import urlencode
 
 from django.http import HttpResponse
@@ -57,16 +56,13 @@ def feature_collection(
     page: feature_pages.Page, *, next_url: str | None, crs_uri: str
 ) -> HttpResponse:
     """Return a page as a GeoJSON FeatureCollection response with its next link."""
-    envelope = json.dumps(
+    body = page.collection(
         {
-            "type": "FeatureCollection",
             "numberReturned": page.returned,
             "next": next_url,
             "next_cursor": page.next_cursor,
-        },
-        ensure_ascii=False,
+        }
     )
-    body = f'{envelope[:-1]},"features":{page.feature_list()}}}'
     response = HttpResponse(body, content_type="application/geo+json")
     response["Content-Crs"] = f"<{crs_uri}>"
     return response

@@ -60,7 +60,7 @@ def test_the_geometry_carries_no_crs_member(holed):
 def test_an_empty_selection_is_an_empty_page(db):
     empty = page(limit=10)
 
-    assert (empty.features, empty.returned, empty.next_cursor) == ("", 0, None)
+    assert (empty.features, empty.returned, empty.next_cursor) == (b"", 0, None)
     assert json.loads(empty.feature_list()) == []
 
 
