@@ -174,14 +174,16 @@ class Parcel(models.Model):
             models.Index(fields=["project", "status"], name="parcel_project_status"),
             models.Index(fields=["land_class"], name="parcel_land_class"),
             models.Index(fields=["updated_at"], name="parcel_updated_at"),
-            # Map tiles below z14 draw only parcels large enough to be seen
-            # (tilesvc.vector: 3 × 3 screen pixels, ≥ 2,800 m² at z13); this
+            # Map tiles up to z14 draw only parcels large enough to be seen
+            # (tilesvc.vector: 3 × 3 screen pixels, ≥ 700 m² at z14); this
             # index holds just those, so a district-wide tile reads thousands
-            # of index entries instead of a million.
+            # of index entries instead of a million. (An expression, not
+            # fields=["geom"]: the PostGIS schema editor drops the condition of a
+            # plain spatial-field index.)
             GistIndex(
-                fields=["geom"],
+                F("geom"),
                 name="parcel_geom_sizeable",
-                condition=Q(area_m2__gte=2500),
+                condition=Q(area_m2__gte=600),
             ),
         ]
 
