@@ -362,7 +362,7 @@ def make_queries(conn: psycopg.Connection, n: int, seed: int) -> list[Query]:
                FROM registry_parcel) e"""
     ).fetchone()
     print("parcel extent (CRS84): " + ", ".join(f"{v:.4f}" for v in extent), flush=True)
-    rng = random.Random(seed)  # noqa: S311 - a fixed, reproducible sample
+    rng = random.Random(seed)
     queries: list[Query] = []
     for _ in range(n * 40):  # bounded: points off the parcels are drawn again
         if len(queries) == n:
