@@ -29,6 +29,7 @@ PARAMETERS = (
     "updated_since",
     "bbox",
     "bbox-crs",
+    "point",
     "limit",
     "cursor",
     "ordering",
@@ -54,6 +55,7 @@ class BuildingList(APIView):
             OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
             OpenApiParameter("bbox", str),
             OpenApiParameter("bbox-crs", str),
+            OpenApiParameter("point", str, description="x,y in bbox-crs"),
             OpenApiParameter("crs", str),
             OpenApiParameter("ordering", str, description="code, updated_at, -…"),
             OpenApiParameter("limit", int),
@@ -79,7 +81,8 @@ class BuildingList(APIView):
             ),
             code=query.get("code") or None,
             code_prefix=query.get("code_prefix") or None,
-            intersecting=query_params.bbox_of(query.get("bbox"), area_crs),
+            intersecting=query_params.bbox_of(query.get("bbox"), area_crs)
+            or query_params.point_of(query.get("point"), area_crs),
             updated_from=query_params.interval_of(
                 query.get("updated_since"), parameter="updated_since"
             )[0],

@@ -30,7 +30,7 @@ from registry.rest.common import (
     ordering_of,
     refuse_unknown,
 )
-from registry.workflow import TRANSITIONS, Status
+from registry.workflow import CLEARED_STATUSES, TRANSITIONS, Status
 from spatial.api_crs import ApiCrs
 
 FILTERS = (
@@ -95,7 +95,7 @@ def _list_parameters() -> list[OpenApiParameter]:
     ]
 
 
-def _page(request, queryset, values) -> tuple[feature_pages.Page, ApiCrs]:
+def _page(queryset, values) -> tuple[feature_pages.Page, ApiCrs]:
     crs = query_params.crs_of(values.get("crs"), parameter="crs")
     page = feature_pages.page_of(
         queryset,
@@ -134,7 +134,7 @@ class ParcelList(APIView):
         rows = selectors.parcel_list(
             **parcel_filters(query), intersecting=bbox or point
         )
-        page, crs = _page(request, rows, query)
+        page, crs = _page(rows, query)
         return feature_collection(
             page, next_url=next_url(request, page.next_cursor), crs_uri=crs.uri
         )
@@ -172,7 +172,7 @@ class ParcelSearch(APIView):
         )
         shape = query_params.geometry_of(body["intersects"], geometry_crs)
         rows = selectors.parcel_list(**parcel_filters(body), intersecting=shape)
-        page, crs = _page(request, rows, body)
+        page, crs = _page(rows, body)
         return feature_collection(page, next_url=None, crs_uri=crs.uri)
 
 
@@ -200,7 +200,7 @@ def _detail(parcel: Parcel, user) -> dict:
         "land_class_name": str(parcel.get_land_class_display()),
         "status": parcel.status,
         "status_name": str(parcel.get_status_display()),
-        "cleared": parcel.status in {"cleared", "banked"},
+        "cleared": parcel.status in CLEARED_STATUSES,
         "street": parcel.street or None,
         "area_m2": round(parcel.area_m2, 2),
         "declared_area_m2": parcel.declared_area_m2,

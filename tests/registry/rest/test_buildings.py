@@ -42,6 +42,21 @@ def test_buildings_filter_like_parcels(login, planner, buildings):
     assert codes(client.get("/api/buildings/?code_prefix=L6")) == ["L6-01-B1"]
 
 
+def test_a_point_finds_the_building_under_it(login, planner, buildings):
+    from pyproj import Transformer
+
+    from registry.models import Building
+
+    centre = Building.objects.get(code="SC-01-B2").footprint.centroid
+    lon, lat = Transformer.from_crs(4547, 4326, always_xy=True).transform(
+        centre.x, centre.y
+    )
+
+    response = login(planner).get(f"/api/buildings/?point={lon},{lat}")
+
+    assert codes(response) == ["SC-01-B2"]
+
+
 def test_buildings_page_by_keyset(login, planner, buildings):
     client = login(planner)
     seen, url = [], "/api/buildings/?limit=2&ordering=-code"
