@@ -40,10 +40,14 @@ class Cell:
 def area_cells(*, as_of: datetime | None = None) -> list[Cell]:
     """Return parcel counts and areas per project × land class × status × street."""
     if as_of is None:
+        # Now: the database's running tally (registry.models.ParcelTally), a few
+        # hundred rows instead of every parcel.
         sql = """
-            SELECT pr.code, p.land_class, p.status, p.street, count(*), sum(p.area_m2)
-            FROM registry_parcel p LEFT JOIN registry_project pr ON pr.id = p.project_id
-            GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            SELECT pr.code, t.land_class, t.status, t.street,
+                   sum(t.parcels)::bigint, sum(t.area_m2)::float8
+            FROM registry_parceltally t
+            LEFT JOIN registry_project pr ON pr.id = t.project_id
+            GROUP BY 1, 2, 3, 4 HAVING sum(t.parcels) <> 0 ORDER BY 1, 2, 3, 4
         """
         params = {}
     else:
@@ -59,6 +63,33 @@ def area_cells(*, as_of: datetime | None = None) -> list[Cell]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [Cell(*row[:5], float(row[5] or 0.0)) for row in cursor.fetchall()]
+
+
+def tally_compact() -> int:
+    """Fold the tally's appended rows into one row per cell; return rows removed.
+
+    Safe beside writers: the rows deleted are exactly those this statement saw,
+    and their sums go back in the same statement; rows appended meanwhile by
+    other transactions are untouched. Cells that sum to nothing disappear.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH folded AS (
+                DELETE FROM registry_parceltally RETURNING *
+            ), summed AS (
+                INSERT INTO registry_parceltally
+                    (project_id, land_class, status, street, parcels, area_m2)
+                SELECT project_id, land_class, status, street, sum(parcels),
+                       sum(area_m2)
+                FROM folded GROUP BY 1, 2, 3, 4
+                HAVING sum(parcels) <> 0 OR sum(area_m2) <> 0
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM folded) - (SELECT count(*) FROM summed)
+            """
+        )
+        return cursor.fetchone()[0]
 
 
 # The state of every parcel at %(as_of)s, from the history and the revisions.
