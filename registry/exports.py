@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from registry import access
+from registry import access, statistics
 from registry.errors import PermissionRefused, RegistryError
 from spatial.area import to_lonlat
 
@@ -99,13 +99,15 @@ def selection_sql(selection: Selection) -> tuple[str, dict]:
     """Return the SQL selecting the banked parcels of ``selection``, and params.
 
     Columns: the PROPERTIES, then ``geom`` (EPSG:4547). With ``as_of``, status,
-    banking date and reference come from the history as it stood then.
+    banking date and reference come from the history as it stood then, and
+    geometry, area and land class from the revisions (a later re-survey keeps
+    the geometry it replaced), as in ``registry.statistics``.
     """
     params: dict = {"as_of": selection.as_of or timezone.now()}
     where = ["b.to_status = 'banked'"]
     for column, value in (
         ("pr.code", selection.project),
-        ("p.land_class", selection.land_class),
+        ("a.land_class", selection.land_class),
         ("p.street", selection.street),
     ):
         if value:
@@ -125,13 +127,20 @@ def selection_sql(selection: Selection) -> tuple[str, dict]:
             FROM registry_parcelstatuschange h
             WHERE h.at <= %(as_of)s
             ORDER BY h.parcel_id, h.at DESC, h.id DESC
-        )
+        ), {statistics.REPLACED_LATER}
         SELECT p.code, pr.code AS project, pr.name_zh AS project_name,
-               p.land_class, p.street,
-               b.to_status AS status, round(p.area_m2::numeric, 2)::float8 AS area_m2,
-               b.banked_on, b.bank_ref, p.geom
+               a.land_class, p.street,
+               b.to_status AS status, round(a.area_m2::numeric, 2)::float8 AS area_m2,
+               b.banked_on, b.bank_ref, a.geom
         FROM last_change b
         JOIN registry_parcel p ON p.id = b.parcel_id
+        LEFT JOIN replaced_later r ON r.parcel_id = p.id
+        CROSS JOIN LATERAL (
+            SELECT COALESCE(NULLIF(r.old_land_class, ''), p.land_class) AS land_class,
+                   COALESCE(r.old_geom, p.geom) AS geom,
+                   CASE WHEN r.old_geom IS NULL THEN p.area_m2
+                        ELSE ST_Area(r.old_geom) END AS area_m2
+        ) a
         LEFT JOIN registry_project pr ON pr.id = p.project_id
         WHERE {" AND ".join(where)}
         ORDER BY p.code

@@ -92,20 +92,25 @@ def tally_compact() -> int:
         return cursor.fetchone()[0]
 
 
+# Each parcel's first revision after %(as_of)s, if any: it holds the geometry and
+# land class the parcel had at that moment (shared with registry.exports).
+REPLACED_LATER = """
+replaced_later AS (
+    SELECT DISTINCT ON (r.parcel_id) r.parcel_id, r.old_geom, r.old_land_class
+    FROM registry_parcelrevision r
+    WHERE r.at > %(as_of)s
+    ORDER BY r.parcel_id, r.at, r.id
+)"""
+
 # The state of every parcel at %(as_of)s, from the history and the revisions.
-_AS_OF = """
+_AS_OF = f"""
 status_as_of AS (
     SELECT DISTINCT ON (h.parcel_id) h.parcel_id, h.to_status AS status
     FROM registry_parcelstatuschange h
     WHERE h.at <= %(as_of)s
     ORDER BY h.parcel_id, h.at DESC, h.id DESC
 ),
-replaced_later AS (
-    SELECT DISTINCT ON (r.parcel_id) r.parcel_id, r.old_geom, r.old_land_class
-    FROM registry_parcelrevision r
-    WHERE r.at > %(as_of)s
-    ORDER BY r.parcel_id, r.at, r.id
-),
+{REPLACED_LATER},
 parcel_as_of AS (
     SELECT s.parcel_id, s.status,
            COALESCE(NULLIF(r.old_land_class, ''), p.land_class) AS land_class,
@@ -114,7 +119,7 @@ parcel_as_of AS (
     JOIN registry_parcel p ON p.id = s.parcel_id
     LEFT JOIN replaced_later r ON r.parcel_id = s.parcel_id
 )
-"""
+"""  # noqa: S608  (constants of this module)
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,38 @@ def test_filters_and_as_of_select_what_was_banked_then(banked, project):
     assert geojson(exports.Selection(project="NOPE"))["features"] == []
 
 
+def test_as_of_exports_carry_the_geometry_parcels_had_then(
+    banked, project, registry_admin
+):
+    parcel = banked[0]
+    before = Parcel.objects.get(pk=parcel.pk)
+    with time_machine.travel(MAR, tick=False):
+        # A re-survey in March: the revision keeps the January geometry.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO registry_parcelrevision (parcel_id, kind, import_batch_id,"
+                " old_geom, old_land_class, old_declared_area_m2, actor_id, at)"
+                " VALUES (%s, 'updated', 1, %s, %s, NULL, %s, %s)",
+                [parcel.pk, before.geom.ewkb.hex(), "state_farm", registry_admin.pk,
+                 MAR],
+            )  # fmt: skip
+        Parcel.objects.filter(pk=parcel.pk).update(geom=parcel_square(project, 9, 80))
+
+    def feature(selection):
+        found = geojson(selection)["features"]
+        return next(f for f in found if f["properties"]["code"] == parcel.code)
+
+    february = feature(
+        exports.Selection(as_of=datetime.datetime(2025, 2, 1, tzinfo=SHANGHAI))
+    )
+    now = feature(exports.Selection())
+
+    assert february["properties"]["area_m2"] == pytest.approx(before.area_m2, abs=0.01)
+    assert february["properties"]["land_class"] == "state_farm"
+    assert now["properties"]["area_m2"] == pytest.approx(6400, abs=0.01)
+    assert now["properties"]["land_class"] == "collective"
+
+
 @pytest.mark.parametrize(
     ("persona", "status"),
     [("analyst", 200), ("registry_admin", 200), ("planner", 403), ("outsider", 403)],
