@@ -179,8 +179,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # procrastinate announces every task it registers at INFO.
-    "loggers": {"procrastinate": {"level": "WARNING"}},
+    # procrastinate announces every task it registers at INFO; numexpr (under
+    # rio-tiler) announces its thread count on import.
+    "loggers": {
+        "procrastinate": {"level": "WARNING"},
+        "numexpr": {"level": "WARNING"},
+    },
 }
 
 # Debian 12 ships GDAL 3.6, which cannot block file and network access from spatial
@@ -258,4 +262,40 @@ CACHES = {
             "OPTIONS": {"MAX_ENTRIES": 200_000},
         }
     ),
+}
+
+# The base map under the planners' map (registry/map_views.py), from MAP_BASEMAP:
+# - "none" (the default): no base layer at all. The map then shows the district
+#   outline, the projects and the parcels on a plain ground, and needs nothing but
+#   this server: right for an offline intranet.
+# - "osm": raster tiles of an OpenStreetMap-style server, typically an intranet
+#   mirror; its URL template ({z}/{x}/{y}, optionally {s}) is MAP_OSM_URL, which
+#   has no default, and MAP_OSM_ATTRIBUTION is the credit shown.
+# - "tianditu": Tianditu's Web Mercator layers (vec_w and img_w with their label
+#   layers cva_w and cia_w); they are drawn in CGCS2000, which is within
+#   centimetres of WGS84, so no shift is needed. Needs the browser key
+#   TIANDITU_KEY; MAP_TIANDITU_URL may point at a mirror ({layer}, {tk}, {s}).
+# Never offer a GCJ-02 base map (AMap/Gaode, Tencent) or Baidu's BD-09: their
+# tiles are offset from WGS84 by some 300-600 m in Guangming (BD-09 by ~1 km),
+# so every parcel would be drawn that far from where it is.
+MAP_BASEMAP = os.environ.get("MAP_BASEMAP", "none").strip().lower()
+MAP_OSM_URL = os.environ.get("MAP_OSM_URL", "")
+MAP_OSM_ATTRIBUTION = os.environ.get(
+    "MAP_OSM_ATTRIBUTION", "© OpenStreetMap contributors"
+)
+TIANDITU_KEY = os.environ.get("TIANDITU_KEY", "")
+MAP_TIANDITU_URL = os.environ.get(
+    "MAP_TIANDITU_URL",
+    "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile"
+    "&VERSION=1.0.0&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+    "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk={tk}",
+)
+
+# Orthophotos (tilesvc/imagery.py): the COGs, in a private directory never served
+# directly, and what one upload may be (converted while the surveyor waits).
+IMAGERY_DIR = Path(os.environ.get("IMAGERY_DIR", BASE_DIR / "var" / "imagery"))
+IMAGERY_LIMITS = {
+    "upload_bytes": int(os.environ.get("IMAGERY_MAX_UPLOAD_BYTES", 512 * 1024**2)),
+    "side_px": int(os.environ.get("IMAGERY_MAX_SIDE_PX", 40_000)),
+    "pixels": int(os.environ.get("IMAGERY_MAX_PIXELS", 64_000_000)),
 }

@@ -37,5 +37,6 @@ urlpatterns = [
     ),
     path("ogcapi/", include("registry.ogcapi.urls")),
     path("tiles/", include("tilesvc.urls")),
+    path("imagery/", include("tilesvc.imagery_urls")),
     path("", include("registry.urls")),
 ]

@@ -13,14 +13,12 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed
 
-from registry import access
 from registry.choices import BuildingStatus, LandClass
-from registry.errors import BadQuery, NotFound, PermissionRefused, RegistryError
+from registry.errors import BadQuery, NotFound, RegistryError
 from registry.workflow import Status
 from tilesvc import cache, vector
+from tilesvc.readers import refusal, tile_reader
 
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 ALLOWED = {
@@ -30,41 +28,6 @@ ALLOWED = {
     },
     "land_class": {"parcels": LandClass.values},
 }
-
-
-class NotLoggedIn(RegistryError):
-    """Nobody is logged in and no valid token was given."""
-
-
-def _error(error: RegistryError) -> JsonResponse:
-    status = 400
-    if isinstance(error, NotLoggedIn):
-        status = 401
-    elif isinstance(error, PermissionRefused):
-        status = 403
-    elif isinstance(error, NotFound):
-        status = 404
-    body = {"code": type(error).__name__, "description": error.en}
-    body["error"] = error.as_dict()
-    return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
-
-
-def _reader(request):
-    """Return the user reading, by session or token, or refuse."""
-    user = request.user
-    if not user.is_authenticated:
-        try:
-            found = TokenAuthentication().authenticate(request)
-        except AuthenticationFailed:
-            found = None
-        if found is None:
-            raise NotLoggedIn(_("Log in, or send an API token, to read map tiles."))
-        user = found[0]
-    if not access.can_read_registry(user):
-        raise PermissionRefused(
-            _("You hold no role in the registry; ask an administrator.")
-        )
-    return user
 
 
 def _layer(name: str) -> vector.Layer:
@@ -108,7 +71,7 @@ def tile(request, layer: str, z: int, x: int, y: int):
     """Return one vector tile (204 when nothing is there)."""
     started = time.perf_counter()
     try:
-        _reader(request)
+        tile_reader(request)
         spec = _layer(layer)
         if not 0 <= z <= spec.maxzoom or not (0 <= x < 2**z and 0 <= y < 2**z):
             raise NotFound(
@@ -120,7 +83,7 @@ def tile(request, layer: str, z: int, x: int, y: int):
             )
         filters = _filters(request, spec)
     except RegistryError as error:
-        return _error(error)
+        return refusal(error)
     if z < spec.minzoom:
         data, etag, source = b"", "empty", "none"
     else:
@@ -156,11 +119,11 @@ def tile(request, layer: str, z: int, x: int, y: int):
 def tilejson(request, layer: str):
     """Return the TileJSON 3.0.0 document of a layer (filters carry into tiles)."""
     try:
-        _reader(request)
+        tile_reader(request)
         spec = _layer(layer)
         filters = _filters(request, spec)
     except RegistryError as error:
-        return _error(error)
+        return refusal(error)
     template = request.build_absolute_uri(
         reverse("tile", args=[spec.id, 0, 0, 0]).replace("/0/0/0.mvt", "")
     )

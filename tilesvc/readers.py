@@ -1,0 +1,54 @@
+"""Who may read map tiles, and how a refused tile request is answered.
+
+Tiles are read by the map pages (a session) and by GIS clients (an API token),
+so both are accepted; either way the user needs a role in the registry. A
+refusal is JSON that says what was wrong, in Chinese and English, with the HTTP
+status that fits it.
+"""
+
+from django.http import JsonResponse
+from django.utils.translation import gettext_lazy as _
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from registry import access
+from registry.errors import NotFound, PermissionRefused, RegistryError
+
+
+class NotLoggedIn(RegistryError):
+    """Nobody is logged in and no valid token was given."""
+
+
+def tile_reader(request):
+    """Return the user reading, by session or token, or refuse."""
+    user = request.user
+    if not user.is_authenticated:
+        try:
+            found = TokenAuthentication().authenticate(request)
+        except AuthenticationFailed:
+            found = None
+        if found is None:
+            raise NotLoggedIn(_("Log in, or send an API token, to read map tiles."))
+        user = found[0]
+    if not access.can_read_registry(user):
+        raise PermissionRefused(
+            _("You hold no role in the registry; ask an administrator.")
+        )
+    return user
+
+
+def refusal(error: RegistryError) -> JsonResponse:
+    """Return the JSON answer to a refused tile request."""
+    status = 400
+    if isinstance(error, NotLoggedIn):
+        status = 401
+    elif isinstance(error, PermissionRefused):
+        status = 403
+    elif isinstance(error, NotFound):
+        status = 404
+    body = {
+        "code": type(error).__name__,
+        "description": error.en,
+        "error": error.as_dict(),
+    }
+    return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
