@@ -76,3 +76,34 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The front-end libraries under registry/static/vendor/ are committed (see its
+# README): pages never load from a CDN. `make vendor` fetches the pinned npm
+# packages again into a temporary directory and copies the same files over; it is
+# not part of `make demo` or `make test`.
+VENDOR_DIR := registry/static/vendor
+VENDOR_PACKAGES := ol@7.2.2 chart.js@4.6.1 leaflet@1.9.4 leaflet.vectorgrid@1.3.0 \
+	leaflet-draw@1.0.4
+.PHONY: vendor
+vendor:
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; dest="$(CURDIR)/$(VENDOR_DIR)"; \
+	(cd "$$tmp" && npm pack --silent $(VENDOR_PACKAGES) >/dev/null); \
+	for tgz in "$$tmp"/*.tgz; do \
+		mkdir "$${tgz%.tgz}"; tar -xzf "$$tgz" -C "$${tgz%.tgz}"; \
+	done; \
+	pkg() { echo "$$tmp/$$1/package"; }; \
+	ol=$$(pkg ol-7.2.2); mkdir -p "$$dest/ol"; \
+	cp "$$ol/dist/ol.js" "$$ol/ol.css" "$$ol/LICENSE.md" "$$dest/ol/"; \
+	chart=$$(pkg chart.js-4.6.1); mkdir -p "$$dest/chartjs"; \
+	cp "$$chart/dist/chart.umd.min.js" "$$chart/LICENSE.md" "$$dest/chartjs/"; \
+	leaflet=$$(pkg leaflet-1.9.4); mkdir -p "$$dest/leaflet/images"; \
+	cp "$$leaflet/dist/leaflet.js" "$$leaflet/dist/leaflet.css" "$$leaflet/LICENSE" \
+		"$$dest/leaflet/"; \
+	cp "$$leaflet"/dist/images/*.png "$$dest/leaflet/images/"; \
+	grid=$$(pkg leaflet.vectorgrid-1.3.0); mkdir -p "$$dest/leaflet-vectorgrid"; \
+	cp "$$grid/dist/Leaflet.VectorGrid.bundled.min.js" "$$grid/README.md" \
+		"$$grid/package.json" "$$dest/leaflet-vectorgrid/"; \
+	draw=$$(pkg leaflet-draw-1.0.4); mkdir -p "$$dest/leaflet-draw/images"; \
+	cp "$$draw/dist/leaflet.draw.js" "$$draw/dist/leaflet.draw.css" \
+		"$$draw/package.json" "$$dest/leaflet-draw/"; \
+	cp "$$draw"/dist/images/spritesheet* "$$dest/leaflet-draw/images/"

@@ -10,10 +10,12 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from registry import access, exports, statistics
+from registry import access, exports, query_params, statistics
 from registry.errors import PermissionRefused
 from registry.models import ExportLog, Project
 from registry.moments import parse_day, parse_moment
+from registry.workflow import Status
+from spatial.api_crs import CRS84
 
 
 @extend_schema(tags=["statistics"], responses={200: OpenApiTypes.OBJECT})
@@ -129,7 +131,10 @@ def export_banked(request):
     """Export banked parcels (analysts and registry admins); every export is logged.
 
     ``format``: geojson (streamed), gpkg, shp, fgb, csv (zipped with manifest.json).
-    Filters: project, land_class, street, banked_from, banked_to, as_of.
+    Filters: project, land_class, street, banked_from, banked_to, as_of; ``status``
+    (``banked`` by default, other statuses comma-separated, or ``all``: the map's
+    selection exports every parcel it lists); ``geometry`` (a GeoJSON geometry in
+    CRS84, the map's drawn area) or ``bbox``.
     """
     try:
         exports.check_allowed(request.user)
@@ -146,7 +151,19 @@ def export_banked(request):
                 }
             }
         )
+    statuses = query.get("status") or Status.BANKED
+    within = query_params.bbox_of(query.get("bbox"), CRS84)
+    if query.get("geometry"):
+        within = query_params.geometry_of(
+            query["geometry"], CRS84, parameter="geometry"
+        )
     selection = exports.Selection(
+        statuses=tuple(
+            Status.values
+            if statuses == "all"
+            else query_params.choices_of(statuses, Status.values, parameter="status")
+        ),
+        within=within,
         project=query.get("project") or None,
         land_class=query.get("land_class") or None,
         street=query.get("street") or None,
@@ -154,6 +171,7 @@ def export_banked(request):
         banked_to=parse_day(query.get("banked_to"), name="banked_to"),
         as_of=parse_moment(query.get("as_of")),
     )
+    name = "banked" if selection.banked_only else "parcels"
     log = ExportLog.objects.create(
         user=request.user, format=fmt, selection=selection.as_dict(), channel="api"
     )
@@ -169,7 +187,7 @@ def export_banked(request):
             )
 
         response = StreamingHttpResponse(stream(), content_type="application/geo+json")
-        response["Content-Disposition"] = 'attachment; filename="banked.geojson"'
+        response["Content-Disposition"] = f'attachment; filename="{name}.geojson"'
         return response
     encoding = query.get("encoding", "UTF-8")
     with tempfile.TemporaryDirectory() as directory:
@@ -186,5 +204,5 @@ def export_banked(request):
         sha256=manifest.sha256,
     )
     response = HttpResponse(data, content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="banked-{fmt}.zip"'
+    response["Content-Disposition"] = f'attachment; filename="{name}-{fmt}.zip"'
     return response

@@ -23,13 +23,16 @@ from pathlib import Path
 import numpy as np
 import pyogrio.raw
 import shapely
+from django.contrib.gis.geos import GEOSGeometry
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from registry import access, statistics
 from registry.errors import PermissionRefused, RegistryError
+from registry.workflow import Status
 from spatial.area import to_lonlat
+from spatial.crs import STORAGE_SRID
 
 FORMATS = ("geojson", "gpkg", "shp", "fgb", "csv")
 PROPERTIES = (
@@ -50,7 +53,11 @@ BATCH = 5000
 
 @dataclass(frozen=True)
 class Selection:
-    """Which banked parcels to export."""
+    """Which parcels to export: banked ones unless other statuses are named.
+
+    ``within`` is an area (a map selection, any geometry with an SRID): only
+    parcels whose geometry (as of ``as_of``) intersects it are exported.
+    """
 
     project: str | None = None
     land_class: str | None = None
@@ -58,13 +65,24 @@ class Selection:
     banked_from: date | None = None
     banked_to: date | None = None
     as_of: datetime | None = None
+    statuses: tuple[str, ...] = (Status.BANKED,)
+    within: GEOSGeometry | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict:
         """Return the filter as JSON-ready data for the manifest and the log."""
-        return {
+        values = {
             k: (v.isoformat() if hasattr(v, "isoformat") else v)
             for k, v in asdict(self).items()
+            if k != "within"
         }
+        values["statuses"] = list(self.statuses)
+        values["within"] = self.within.wkt if self.within is not None else None
+        return values
+
+    @property
+    def banked_only(self) -> bool:
+        """Return whether this is the export of banked land only."""
+        return tuple(self.statuses) == (Status.BANKED,)
 
 
 @dataclass
@@ -103,8 +121,11 @@ def selection_sql(selection: Selection) -> tuple[str, dict]:
     geometry, area and land class from the revisions (a later re-survey keeps
     the geometry it replaced), as in ``registry.statistics``.
     """
-    params: dict = {"as_of": selection.as_of or timezone.now()}
-    where = ["b.to_status = 'banked'"]
+    params: dict = {
+        "as_of": selection.as_of or timezone.now(),
+        "statuses": [str(status) for status in selection.statuses],
+    }
+    where = ["b.to_status = ANY(%(statuses)s)"]
     for column, value in (
         ("pr.code", selection.project),
         ("a.land_class", selection.land_class),
@@ -120,6 +141,12 @@ def selection_sql(selection: Selection) -> tuple[str, dict]:
     if selection.banked_to:
         where.append("b.banked_on <= %(banked_to)s")
         params["banked_to"] = selection.banked_to
+    if selection.within is not None:
+        within = selection.within
+        if within.srid != STORAGE_SRID:
+            within = within.transform(STORAGE_SRID, clone=True)
+        where.append("ST_Intersects(a.geom, ST_GeomFromEWKB(%(within)s))")
+        params["within"] = bytes(within.ewkb)
     sql = f"""
         WITH last_change AS (
             SELECT DISTINCT ON (h.parcel_id) h.parcel_id, h.to_status,

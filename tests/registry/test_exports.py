@@ -218,3 +218,54 @@ def test_an_export_sees_one_snapshot_while_a_status_change_commits(
     assert Parcel.objects.filter(status=Status.BANKED).count() == 4
     assert len(json.loads(b"".join(chunks))["features"]) == 3
     assert manifest.features == 3
+
+
+def test_a_map_selection_exports_every_parcel_it_touches(
+    analyst, registry_admin, login, banked
+):
+    from pyproj import Transformer
+
+    from registry.models import ParcelStatusChange
+
+    # Factories write no history; the export reads statuses from it.
+    ParcelStatusChange.objects.create(
+        parcel=banked[3], move="create", from_status="", to_status="cleared",
+        actor=registry_admin, at=JAN,
+    )  # fmt: skip
+
+    to_lonlat = Transformer.from_crs(4547, 4326, always_xy=True)
+    x0, y0, x1, y1 = banked[3].geom.extent  # the one parcel not banked
+    ring = [list(to_lonlat.transform(x, y)) for x, y in
+            ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))]  # fmt: skip
+    drawn = json.dumps({"type": "Polygon", "coordinates": [ring]})
+
+    everything = login(analyst).get(
+        "/api/exports/banked/", {"status": "all", "geometry": drawn}
+    )
+    banked_only = login(analyst).get("/api/exports/banked/", {"geometry": drawn})
+
+    assert everything["Content-Disposition"] == 'attachment; filename="parcels.geojson"'
+    body = json.loads(b"".join(everything.streaming_content))
+    assert [f["properties"]["code"] for f in body["features"]] == [banked[3].code]
+    assert body["manifest"]["selection"]["statuses"] == [
+        "surveyed", "declared", "verified", "signed", "cleared", "banked",
+    ]  # fmt: skip
+    assert json.loads(b"".join(banked_only.streaming_content))["features"] == []
+    log = ExportLog.objects.order_by("pk").first()
+    assert log.selection["within"].startswith("POLYGON")
+
+
+@pytest.mark.parametrize(
+    "query, parameter",
+    [
+        ({"status": "gone"}, "status"),
+        ({"geometry": "not json"}, "geometry"),
+        ({"bbox": "1,2,3"}, "bbox"),
+    ],
+)
+def test_bad_export_filters_are_refused_bilingually(analyst, login, query, parameter):
+    response = login(analyst).get("/api/exports/banked/", query)
+
+    assert response.status_code == 400
+    assert response.json()["parameter"] == parameter
+    assert response.json()["error"]["zh"]
