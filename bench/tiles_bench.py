@@ -257,7 +257,10 @@ def main() -> None:
         )
     per_zoom = {
         z: round(
-            statistics.median(t for tile, t in zip(tiles, raw_ms) if tile[0] == z), 1
+            statistics.median(
+                t for tile, t in zip(tiles, raw_ms, strict=True) if tile[0] == z
+            ),
+            1,
         )
         for z in ZOOMS
     }
