@@ -2,10 +2,12 @@
 
 The body carries OGC API's exception fields (``code``, ``description``) beside
 the registry's bilingual ``error``, so generic OGC clients and our own scripts
-read the same answer.
+read the same answer, whether the refusal is the registry's own or one of the
+framework's (no login, wrong method, unreadable body).
 """
 
-from rest_framework import status
+from django.utils import translation
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -16,23 +18,73 @@ _STATUS = (
     (NotFound, status.HTTP_404_NOT_FOUND, "NotFound"),
     (BadQuery, status.HTTP_400_BAD_REQUEST, "InvalidParameterValue"),
 )
+# The framework's refusals whose message is its default text (with at most the
+# request's method in it): rendered afresh in each language.
+_FRAMEWORK = {
+    exceptions.NotAuthenticated: "NotAuthenticated",
+    exceptions.AuthenticationFailed: "AuthenticationFailed",
+    exceptions.MethodNotAllowed: "MethodNotAllowed",
+    exceptions.NotAcceptable: "NotAcceptable",
+    exceptions.UnsupportedMediaType: "UnsupportedMediaType",
+    exceptions.ParseError: "ParseError",
+    exceptions.PermissionDenied: "Forbidden",
+    exceptions.NotFound: "NotFound",
+}
 
 
 def bilingual_exception_handler(exc, context):
-    """Turn registry refusals into 4xx JSON; leave the rest to DRF's handler."""
+    """Turn refusals into 4xx JSON with the message in both languages."""
     if isinstance(exc, RegistryError):
-        code, name = status.HTTP_400_BAD_REQUEST, type(exc).__name__
-        for kind, kind_status, kind_name in _STATUS:
-            if isinstance(exc, kind):
-                code, name = kind_status, kind_name
-                break
-        body = {"code": name, "description": exc.en, "error": exc.as_dict()}
-        if isinstance(exc, BadQuery):
-            body["parameter"] = exc.parameter
-        refusals = getattr(exc, "refusals", None)
-        if refusals:
-            body["refused"] = [
-                {"code": code_, **error.as_dict()} for code_, error in refusals
-            ]
-        return Response(body, status=code)
-    return exception_handler(exc, context)
+        return _registry_refusal(exc)
+    response = exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    if isinstance(exc.detail, dict) and "error" in exc.detail:
+        return response  # already bilingual (the analysts' API writes its own)
+    name = next((n for kind, n in _FRAMEWORK.items() if isinstance(exc, kind)), None)
+    if name is not None and not isinstance(exc.detail, dict | list):
+        zh, en = (
+            _default_text(exc, context, language) for language in ("zh-hans", "en")
+        )
+        if str(exc.detail) not in (zh, en):
+            # A custom message (not the framework's default): keep it as given.
+            zh = en = str(exc.detail)
+        response.data = {"code": name, "description": en, "error": {"zh": zh, "en": en}}
+        return response
+    with translation.override("zh-hans"):
+        zh = str(exceptions.ValidationError.default_detail)
+    with translation.override("en"):
+        en = str(exceptions.ValidationError.default_detail)
+    response.data = {
+        "code": "InvalidParameterValue",
+        "description": en,
+        "error": {"zh": zh, "en": en},
+        "fields": exc.detail,
+    }
+    return response
+
+
+def _default_text(exc, context, language: str) -> str:
+    with translation.override(language):
+        text = str(type(exc).default_detail)
+        request = context.get("request")
+        if isinstance(exc, exceptions.MethodNotAllowed) and request is not None:
+            text = text.format(method=request.method)
+        return text
+
+
+def _registry_refusal(exc: RegistryError) -> Response:
+    code, name = status.HTTP_400_BAD_REQUEST, type(exc).__name__
+    for kind, kind_status, kind_name in _STATUS:
+        if isinstance(exc, kind):
+            code, name = kind_status, kind_name
+            break
+    body = {"code": name, "description": exc.en, "error": exc.as_dict()}
+    if isinstance(exc, BadQuery):
+        body["parameter"] = exc.parameter
+    refusals = getattr(exc, "refusals", None)
+    if refusals:
+        body["refused"] = [
+            {"code": code_, **error.as_dict()} for code_, error in refusals
+        ]
+    return Response(body, status=code)

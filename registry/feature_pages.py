@@ -142,7 +142,8 @@ def parcel_feature_sql(crs: ApiCrs) -> str:
             'declared_area_m2', p.declared_area_m2,
             'banked_on', p.banked_on,
             'bank_ref', nullif(p.bank_ref, ''),
-            'updated_at', p.updated_at))"""
+            -- Milliseconds: GDAL/pyogrio fail on fractions rounding up to 1 s.
+            'updated_at', date_trunc('milliseconds', p.updated_at)))"""
 
 
 def building_feature_sql(crs: ApiCrs, *, owners: list[int] | None) -> str:
@@ -172,7 +173,7 @@ def building_feature_sql(crs: ApiCrs, *, owners: list[int] | None) -> str:
             'owner_group', CASE WHEN {visible} THEN b.owner_group END,
             'owner_group_name', CASE WHEN {visible}
                 THEN {_labels("b.owner_group", OwnerGroup.choices)} END,
-            'updated_at', b.updated_at))"""
+            'updated_at', date_trunc('milliseconds', b.updated_at)))"""
 
 
 @dataclass(frozen=True)
@@ -294,8 +295,15 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         name, value, last_id = json.loads(base64.urlsafe_b64decode(padded))
+        # Ids are bigint: a cursor beyond them is no cursor this server wrote.
         if name != str(ordering) or not isinstance(last_id, int):
             raise ValueError(name)
+        if not 0 <= last_id < 2**63:
+            raise ValueError(last_id)
+        if ordering.field == "code" and not isinstance(value, str):
+            raise TypeError(value)
+        if ordering.field == "area_m2" and not isinstance(value, int | float):
+            raise TypeError(value)
         if ordering.field == "updated_at":
             value = datetime.fromisoformat(value)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as error:

@@ -401,7 +401,8 @@ class Item(OgcView):
 
 
 def _feature_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    # isascii: "²".isdigit() is true, and int() cannot read it.
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise NotFound(
             gettext_lazy("There is no feature %(id)s; feature ids are numbers."),
             id=text[:40],

@@ -205,11 +205,10 @@ pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": header_file or None})
 bbox = options.pop("bbox", None)
 if bbox:
     options["bbox"] = tuple(bbox)
-# As text: pyogrio 0.13 fails ("microsecond must be in 0..999999") on a time
-# whose fraction GDAL rounds up to a whole second (.9995 s and above).
-meta, _fids, geometries, fields = read(
-    dataset, layer="parcels", datetime_as_string=True, **options
-)
+# Read as datetimes: pyogrio 0.13 fails ("microsecond must be in 0..999999") on
+# a time whose fraction rounds up to a whole second, so the API writes times to
+# the millisecond; reading them as real datetimes checks that it does.
+meta, _fids, geometries, fields = read(dataset, layer="parcels", **options)
 print(json.dumps({
     "crs": meta["crs"],
     "gdal": pyogrio.__gdal_version_string__,

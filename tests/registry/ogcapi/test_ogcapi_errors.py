@@ -198,11 +198,6 @@ def test_a_feature_of_another_collection_is_404(api, registry_parcels):
     assert_exception_document(response, 404)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: registry/ogcapi/views.py _feature_id accepts any "
-    "str.isdigit() text, and int('²') raises ValueError: a 500",
-)
 def test_a_feature_id_of_superscript_digits_is_404(api):
     # "²".isdigit() is true, but it is not a number int() reads.
     assert_exception_document(api.get(f"{ITEMS}/%C2%B2"), 404)
@@ -295,11 +290,6 @@ def test_a_cursor_the_server_did_not_write_is_refused(api, cursor):
     assert "next link" in body["description"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: an id past bigint makes Django raise EmptyResultSet "
-    "inside registry/feature_pages.py page_of (sql_with_params): a 500",
-)
 def test_a_cursor_beyond_every_id_is_an_empty_page_or_a_refusal(api):
     response = api.get(ITEMS, {"cursor": cursor_of(["id", None, 10**30])})
 
@@ -320,11 +310,6 @@ EVERY_PATH = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: 401 is DRF's {'detail': …}, not an OGC exception "
-    "document (config/api_errors.py hands non-registry errors to DRF as is)",
-)
 @pytest.mark.parametrize("path", EVERY_PATH)
 def test_an_anonymous_user_gets_a_401_exception_document(client_for, path):
     response = client_for().get(path)
@@ -375,11 +360,6 @@ def test_a_session_without_a_role_is_refused_with_403(outsider):
     assert_exception_document(client.get(ITEMS), 403)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: 405 is DRF's {'detail': …}, not an OGC exception "
-    "document (config/api_errors.py hands non-registry errors to DRF as is)",
-)
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
 def test_writing_is_a_405_exception_document(api, method):
     response = getattr(api, method)(
@@ -410,11 +390,6 @@ def test_head_and_options_are_not_errors(api):
 # -- text reaching the database --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a NUL character in a free-text filter (code, project, "
-    "parcel) reaches PostgreSQL, which refuses it with DataError: a 500",
-)
 @pytest.mark.parametrize(
     ("collection", "name"),
     [

@@ -389,3 +389,32 @@ def test_users_without_a_role_see_nothing(login, outsider, land):
         response = login(outsider).get(url)
         assert response.status_code == 403
         assert response.json()["error"]["zh"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/parcels/?code=GM%00",
+        "/api/projects/GM%00/",
+        "/api/buildings/?parcel=%00",
+        "/tiles/parcels/16/1/1.mvt?project=%00",
+    ],
+)
+def test_a_nul_character_anywhere_is_a_bilingual_400(login, planner, url):
+    response = login(planner).get(url)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["zh"].endswith("任何取值都不能包含该字符。")
+
+
+def test_framework_refusals_are_bilingual_too(client, login, planner, land):
+    anonymous = client.get("/api/parcels/")
+    wrong_method = login(planner).delete("/api/parcels/")
+
+    assert anonymous.status_code in (401, 403)
+    assert anonymous.json()["error"]["en"]
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"] == {
+        "zh": "方法 “DELETE” 不被允许。",
+        "en": 'Method "DELETE" not allowed.',
+    }
