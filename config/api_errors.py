@@ -55,11 +55,14 @@ def bilingual_exception_handler(exc, context):
         zh = str(exceptions.ValidationError.default_detail)
     with translation.override("en"):
         en = str(exceptions.ValidationError.default_detail)
+    # Field errors stay where DRF puts them (one key per field), beside the
+    # common members, so scripts written against either shape keep working.
+    fields = exc.detail if isinstance(exc.detail, dict) else {"fields": exc.detail}
     response.data = {
+        **fields,
         "code": "InvalidParameterValue",
         "description": en,
         "error": {"zh": zh, "en": en},
-        "fields": exc.detail,
     }
     return response
 

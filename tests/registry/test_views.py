@@ -125,7 +125,7 @@ def test_the_home_page_shows_each_project_with_its_cleared_area(
 
     for p in (project, other_project):
         row = project_row(html, p.code)
-        assert f"<td>{p.code}</td>" in row
+        assert f'<a href="/projects/{p.code}/map">{p.code}</a>' in row
         assert cleared_cell(row) == km2(summary[p.pk][None].cleared_m2)
     assert cleared_cell(project_row(html, project.code)) == "0.050"
     assert cleared_cell(project_row(html, other_project.code)) == "0.040"

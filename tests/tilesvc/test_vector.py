@@ -39,8 +39,10 @@ def render(layer, tile, **filters):
 
 
 def test_a_tile_holds_the_parcels_under_it_with_their_attributes(land):
-    # Factory parcels lie 250 m apart: a z15 tile (about 1.1 km) holds them all.
-    found = features_by_code(render(vector.PARCELS, tile_of(land["cleared"].geom, 15)))
+    def under(parcel):
+        return features_by_code(render(vector.PARCELS, tile_of(parcel.geom, 17)))
+
+    found = {**under(land["cleared"]), **under(land["signed"])}
 
     cleared = found["SC-C"]
     assert cleared["id"] == land["cleared"].pk
