@@ -36,6 +36,7 @@ from registry.selectors import AreaSummary
 from registry.templatetags.humanize_area import percent
 from registry.workflow import ORDER, Status
 from spatial.crs import WGS84_SRID
+from tilesvc import imagery
 from tilesvc.vector import BUILDINGS, PARCELS
 
 # Two colours no one confuses: they differ in hue and in lightness, so they stay
@@ -268,6 +269,25 @@ def _js_messages() -> dict[str, str]:
     }
 
 
+def _orthophotos(project) -> list[dict]:
+    """Return the project's orthophotos as raster tile layers for the map."""
+    layers = []
+    for orthophoto in imagery.orthophoto_list(project=project):
+        facts = imagery.orthophoto_tileset(orthophoto)
+        west, south, east, north = facts.bounds
+        template = reverse("imagery:tile-png", args=[orthophoto.pk, 0, 0, 0])
+        layers.append(
+            {
+                "title": orthophoto.title,
+                "url": template.replace("/0/0/0.png", "/{z}/{x}/{y}.png"),
+                "bounds": [[south, west], [north, east]],
+                "minNativeZoom": facts.minzoom,
+                "maxNativeZoom": facts.maxzoom,
+            }
+        )
+    return layers
+
+
 @require_safe
 def project(request, code: str):
     """Show one project's parcels coloured by progress, its figures and queries."""
@@ -293,6 +313,8 @@ def project(request, code: str):
             "name": found.name_en if english else found.name_zh,
             "boundary": _boundaries(projects).get(found.code),
         },
+        # The project's survey orthophotos, offered under the parcels.
+        "imagery": _orthophotos(found),
         "tiles": {
             "parcels": _tiles("parcels", found.code),
             "buildings": _tiles("buildings", found.code),

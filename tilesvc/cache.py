@@ -51,10 +51,20 @@ def get(key: str) -> tuple[bytes, str] | None:
 
 
 def put(key: str, data: bytes) -> str:
-    """Keep the tile; return its ETag."""
-    etag = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+    """Keep the tile; return its ETag.
+
+    The ETag names the key, not the bytes: a key (layer, tile, epoch,
+    generation, filters) only ever holds one drawing, since any change under the
+    tile gives it a new generation, so hashing 100 KB per tile is not needed.
+    """
+    etag = etag_of(key)
     _cache().set(key, (data, etag), TTL_S)
     return etag
+
+
+def etag_of(key: str) -> str:
+    """Return the ETag of the tile kept under ``key``."""
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:20]
 
 
 def invalidate(layer: Layer, boxes) -> int:

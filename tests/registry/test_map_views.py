@@ -242,3 +242,34 @@ def test_a_base_map_that_is_not_configured_is_refused(
 
     with pytest.raises(ImproperlyConfigured):
         login(planner, raise_request_exception=True).get("/map/")
+
+
+def test_the_projects_orthophotos_are_offered_under_the_parcels(
+    project, planner, surveyor, login, settings, tmp_path
+):
+    from tests.tilesvc.test_imagery import place_in, write_geotiff
+    from tilesvc import imagery
+
+    settings.IMAGERY_DIR = tmp_path / "imagery"
+    place = place_in(project)
+    photo = imagery.orthophoto_ingest(
+        project=project,
+        upload_path=write_geotiff(
+            tmp_path / "ortho.tif", west=place.west, north=place.north
+        ),
+        title="2026 年航拍",
+        actor=surveyor,
+    )
+    client = login(planner)
+
+    layers = map_config(client.get(f"/projects/{project.code}/map").content.decode())[
+        "imagery"
+    ]
+
+    assert [layer["title"] for layer in layers] == ["2026 年航拍"]
+    url = layers[0]["url"]
+    assert url == f"/imagery/{photo.pk}/tiles/{{z}}/{{x}}/{{y}}.png"
+    tile = place.tile
+    response = client.get(url.format(z=tile.z, x=tile.x, y=tile.y))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"

@@ -81,6 +81,19 @@
   function projectPage() {
     const { map } = newMap();
     const project = config.project;
+    // Survey orthophotos, each a raster tile layer under the parcels (zIndex 1),
+    // switched on from the layers control; off at first, so the parcels' colours
+    // read true until a planner asks for the photo.
+    if (config.imagery.length) {
+      const photos = {};
+      config.imagery.forEach((photo) => {
+        photos[photo.title] = L.tileLayer(photo.url, {
+          bounds: photo.bounds, minNativeZoom: photo.minNativeZoom,
+          maxNativeZoom: photo.maxNativeZoom, maxZoom: 20, zIndex: 1,
+        });
+      });
+      L.control.layers(null, photos, { collapsed: false }).addTo(map);
+    }
     const api = config.api;
     const state = { colourBy: "cleared", drawing: false, ignoreClicksUntil: 0, result: null };
     const colours = {};
