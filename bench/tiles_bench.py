@@ -8,8 +8,9 @@ loaded once and reused, as the OGC API benchmark does), in one run:
 2. **raw SQL**: the tile's one statement (``tilesvc.vector.tile_sql``, with the
    same ``SET LOCAL`` the endpoint uses) run with psycopg 3 from this process;
 3. **ours, uncached**: ``GET /tiles/parcels/{z}/{x}/{y}.mvt`` of the app under
-   gunicorn (2 workers) with an empty tile cache of its own: the first request
-   of each tile renders it. Raw SQL and ours are interleaved tile by tile;
+   gunicorn (2 workers) with a tile cache of its own, emptied before each of
+   ``--rounds`` rounds, so every request renders. Raw SQL and ours are
+   interleaved tile by tile, taking turns at going first;
 4. **ours, cached**: the same tiles ``--rounds`` (3) more times, all cache hits.
    Client latency over loopback and the server's own time (the view's
    ``Server-Timing`` header) are both reported;
@@ -199,20 +200,27 @@ def main() -> None:
         # Warm both workers up (imports, connections) on tiles outside the list.
         for _ in range(4):
             get_tile(http_conn, "/tiles/parcels/18/0/0.mvt", headers)
-        for i, (z, x, y) in enumerate(tiles):
-            path = f"/tiles/parcels/{z}/{x}/{y}.mvt"
-            # Alternate who goes first: the second reads pages the first warmed.
-            for turn in (i % 2, 1 - i % 2):
-                started = time.perf_counter()
-                if turn == 0:
-                    expected = raw_tile(conn, vector, z, x, y)
-                    raw_ms.append((time.perf_counter() - started) * 1000)
-                else:
-                    status, body, server_ms, source = get_tile(http_conn, path, headers)
-                    uncached_ms.append((time.perf_counter() - started) * 1000)
-                    uncached_server.append(server_ms)
-            if source != "miss" or body != expected:
-                raise RuntimeError(f"{path}: {status} {source}, not the raw tile")
+        for r in range(args.rounds):
+            # Every round starts from an empty cache: each request renders.
+            for entry in cache_dir.glob("*"):
+                entry.unlink()
+            for i, (z, x, y) in enumerate(tiles):
+                path = f"/tiles/parcels/{z}/{x}/{y}.mvt"
+                # Alternate who goes first: the second reads pages the first
+                # warmed.
+                for turn in ((i + r) % 2, 1 - (i + r) % 2):
+                    started = time.perf_counter()
+                    if turn == 0:
+                        expected = raw_tile(conn, vector, z, x, y)
+                        raw_ms.append((time.perf_counter() - started) * 1000)
+                    else:
+                        status, body, server_ms, source = get_tile(
+                            http_conn, path, headers
+                        )
+                        uncached_ms.append((time.perf_counter() - started) * 1000)
+                        uncached_server.append(server_ms)
+                if source != "miss" or body != expected:
+                    raise RuntimeError(f"{path}: {status} {source}, not the raw tile")
         for _ in range(args.rounds):
             for z, x, y in tiles:
                 path = f"/tiles/parcels/{z}/{x}/{y}.mvt"
@@ -255,16 +263,24 @@ def main() -> None:
             f"| {name} | {p50:.1f} | {p95:.1f} | {p50 / raw_p50:.2f}× / "
             f"{p95 / raw_p95:.2f}× | {f'{inside:.2f}' if inside is not None else '—'} |"
         )
+    rounds_of_tiles = tiles * args.rounds
     per_zoom = {
-        z: round(
-            statistics.median(
-                t for tile, t in zip(tiles, raw_ms, strict=True) if tile[0] == z
-            ),
-            1,
-        )
+        z: {
+            name: round(
+                statistics.median(
+                    t
+                    for tile, t in zip(rounds_of_tiles, times, strict=True)
+                    if tile[0] == z
+                ),
+                1,
+            )
+            for name, times in (("raw", raw_ms), ("uncached", uncached_ms))
+        }
         for z in ZOOMS
     }
-    print(f"raw SQL p50 by zoom (ms): {per_zoom}")
+    print("p50 by zoom (ms), raw SQL / ours uncached:")
+    for z, row in per_zoom.items():
+        print(f"  z{z}: {row['raw']} / {row['uncached']}")
     print(f"throughput (wrk, cached, 2 workers): {load}; server peak RSS {rss:.0f} MB")
     uncached = results["ours, uncached"]
     print(
@@ -290,7 +306,7 @@ def main() -> None:
         {
             "tiles": [f"{z}/{x}/{y}" for z, x, y in tiles],
             "latency": results,
-            "raw_p50_by_zoom_ms": per_zoom,
+            "p50_by_zoom_ms": per_zoom,
             "throughput": load,
             "server_peak_rss_mb": round(rss, 1),
             "sizes": sizes,

@@ -84,6 +84,8 @@ def tile(request, layer: str, z: int, x: int, y: int):
         filters = _filters(request, spec)
     except RegistryError as error:
         return refusal(error)
+    checked = time.perf_counter()
+    rendered = stored = checked
     if z < spec.minzoom:
         data, etag, source = b"", "empty", "none"
     else:
@@ -91,7 +93,9 @@ def tile(request, layer: str, z: int, x: int, y: int):
         hit = cache.get(key)
         if hit is None:
             data = vector.render(spec, z, x, y, filters)
+            rendered = time.perf_counter()
             etag, source = cache.put(key, data), "miss"
+            stored = time.perf_counter()
         else:
             (data, etag), source = hit, "hit"
     quoted = f'"{etag}"'
@@ -107,10 +111,15 @@ def tile(request, layer: str, z: int, x: int, y: int):
     # tiles are behind a login.
     response["Cache-Control"] = "private, no-cache"
     response["X-Tile-Cache"] = source
-    # Time spent in the view (cache look-up or rendering), for the benchmark and
-    # for the browser's network panel.
+    # Time spent in the view, and in its parts (the access check, rendering,
+    # keeping the tile), for the benchmark and for the browser's network panel.
     elapsed_ms = (time.perf_counter() - started) * 1000
-    response["Server-Timing"] = f'tile;dur={elapsed_ms:.2f};desc="{source}"'
+    parts = [f'tile;dur={elapsed_ms:.2f};desc="{source}"']
+    parts.append(f"access;dur={(checked - started) * 1000:.2f}")
+    if source == "miss":
+        parts.append(f"render;dur={(rendered - checked) * 1000:.2f}")
+        parts.append(f"store;dur={(stored - rendered) * 1000:.2f}")
+    response["Server-Timing"] = ", ".join(parts)
     return response
 
 
