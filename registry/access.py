@@ -2,8 +2,10 @@
 
 Roles come from ``Membership`` rows; a Django superuser counts as a registry admin
 so that ``createsuperuser`` yields a working administrator. Every function takes the
-user (or the ``Grants`` read for them) explicitly; nothing is cached on the user
-object, so a revoked membership takes effect on the next request.
+user (or the ``Grants`` read for them) explicitly. Nothing is cached on a user
+object that outlives its request (the token authenticator keeps the roles it read
+with the user on that request's own user object), so a revoked membership takes
+effect on the next request.
 """
 
 from dataclasses import dataclass, field
@@ -56,10 +58,17 @@ def grants_of(user: User | Grants) -> Grants:
         return user
     if not user.is_authenticated or not user.is_active:
         return Grants()
+    kept = getattr(user, _KEPT, None)
+    if kept is not None:
+        return kept
+    rows = Membership.objects.filter(user=user).values_list("role", "project_id")
+    return grants_from_rows(user, rows)
+
+
+def grants_from_rows(user: User, rows) -> Grants:
+    """Return the grants of ``user`` from its (role, project id) memberships."""
     district, projects = set(), {}
-    for role, project_id in Membership.objects.filter(user=user).values_list(
-        "role", "project_id"
-    ):
+    for role, project_id in rows:
         if project_id is None:
             district.add(Role(role))
         else:
@@ -69,6 +78,16 @@ def grants_of(user: User | Grants) -> Grants:
     return Grants(
         frozenset(district), {pid: frozenset(roles) for pid, roles in projects.items()}
     )
+
+
+# Where an authenticator that read the roles with the user keeps them, on a user
+# object made for one request only (registry.token_auth).
+_KEPT = "_registry_grants_for_this_request"
+
+
+def keep_for_request(user: User, grants: Grants) -> None:
+    """Keep ``grants`` on a user object that lives for one request only."""
+    setattr(user, _KEPT, grants)
 
 
 def roles_of(user: User | Grants) -> set[Role]:

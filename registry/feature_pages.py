@@ -61,6 +61,7 @@ class Ordering:
 
 
 BY_ID = Ordering("id")
+NO_PARALLEL = "SET LOCAL max_parallel_workers_per_gather = 0;"
 
 
 @dataclass(frozen=True)
@@ -251,9 +252,11 @@ def page_of(
         # more than they save (measured: 22 ms with two workers, 11 ms without,
         # for 1,000 parcels of the ×100 demo), and on a 2-core server they take
         # the cores other requests are waiting for.
-        db.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         db.cursor.adapters.register_loader("text", _Utf8)
-        db.execute(sql, rows_params)
+        # Both statements in one round trip (client-side binding sends them as
+        # one simple query); the page is the second result.
+        db.execute(NO_PARALLEL + sql, rows_params)
+        db.nextset()
         features, matched, last_id, last_value = db.fetchone()
     if isinstance(last_value, bytes):  # a text ordering column, loaded as bytes
         last_value = last_value.decode()

@@ -8,11 +8,11 @@ status that fits it.
 
 from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from registry import access
 from registry.errors import NotFound, PermissionRefused, RegistryError
+from registry.token_auth import TokenWithRolesAuthentication
 
 
 class NotLoggedIn(RegistryError):
@@ -24,7 +24,7 @@ def tile_reader(request):
     user = request.user
     if not user.is_authenticated:
         try:
-            found = TokenAuthentication().authenticate(request)
+            found = TokenWithRolesAuthentication().authenticate(request)
         except AuthenticationFailed:
             found = None
         if found is None:

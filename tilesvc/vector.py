@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import morecantile
 from django.db import connection, transaction
 
+from registry.feature_pages import NO_PARALLEL
 from registry.workflow import CLEARED_STATUSES
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -180,7 +181,7 @@ def render(
     with transaction.atomic(), connection.cursor() as cursor:
         # One tile is a small index-driven read; parallel workers cost more to
         # start than they save, and take the cores other tile requests need.
-        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        cursor.execute(sql, params)
+        cursor.execute(NO_PARALLEL + sql, params)  # one round trip, two results
+        cursor.nextset()
         (data,) = cursor.fetchone()
     return bytes(data or b"")

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from registry import access, query_params
 from registry.errors import BadQuery, NotFound, PermissionRefused
 from registry.ogcapi.collections import COLLECTIONS, Collection
+from registry.token_auth import TokenWithRolesAuthentication
 from spatial.api_crs import CRS84, STORAGE, SUPPORTED
 
 GEOJSON = "application/geo+json"
@@ -62,7 +63,7 @@ class _JsonAlways(BaseContentNegotiation):
 class OgcView(APIView):
     """Base of the OGC API views: token first (so 401 names it), reads only."""
 
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [TokenWithRolesAuthentication, SessionAuthentication]
     content_negotiation_class = _JsonAlways
     http_method_names = ["get", "head", "options"]
 
