@@ -66,9 +66,6 @@ def setup_django(url: str):
     return vector
 
 
-NO_PARALLEL = "SET LOCAL max_parallel_workers_per_gather = 0;"
-
-
 def pick_tiles(conn, vector, per_zoom: int, seed: int) -> list[tuple[int, int, int]]:
     """Return tiles around random parcels (seeded), ``per_zoom`` at each zoom."""
     rng = random.Random(seed)
@@ -98,7 +95,7 @@ def raw_tile(conn, vector, z: int, x: int, y: int) -> bytes:
     sql, params = vector.tile_sql(vector.PARCELS, z, x, y, {})
     with conn.transaction(), conn.cursor() as cursor:
         # The endpoint's very round trip: the setting and the tile in one query.
-        cursor.execute(NO_PARALLEL + sql, params)
+        cursor.execute(vector.NO_PARALLEL + sql, params)
         cursor.nextset()
         row = cursor.fetchone()
     return bytes(row[0] or b"")
