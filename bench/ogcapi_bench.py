@@ -512,16 +512,24 @@ def bench_token(url: str) -> str:
     return manage_checked(url, "shell", "-c", BENCH_USER).strip().splitlines()[-1]
 
 
-def start_ours(url: str, token: str) -> Server:
+def start_ours(
+    url: str,
+    token: str,
+    *,
+    name: str = "ours",
+    ready_path: str = f"{OURS_PATH}?limit=1",
+    env: dict | None = None,
+) -> Server:
     """Start the Django app under gunicorn with 2 workers on the bench DB."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        **(env or {}),
     }
     env.pop("DEBUG", None)  # production settings: no debug pages, no query log
     server = Server(
-        "ours",
+        name,
         [
             str(Path(PYTHON).parent / "gunicorn"), "config.wsgi",
             "--bind", "127.0.0.1:{port}", "--workers", "2", "--timeout", "120",
@@ -530,7 +538,11 @@ def start_ours(url: str, token: str) -> Server:
         ROOT,
         free_port(),
     )  # fmt: skip
-    server.wait_ready(f"{OURS_PATH}?limit=1", {"Authorization": f"Token {token}"})
+    try:
+        server.wait_ready(ready_path, {"Authorization": f"Token {token}"})
+    except BaseException:
+        server.stop()  # never leave a server behind
+        raise
     return server
 
 

@@ -41,13 +41,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, ROOT, save
-from bench.ogcapi_bench import (
-    PYTHON,
-    Server,
-    bench_token,
-    free_port,
-    prepare_database,
-)
+from bench.ogcapi_bench import bench_token, prepare_database, start_ours
 
 ZOOMS = range(12, 18)
 SEED = 440311
@@ -182,22 +176,18 @@ def main() -> None:
     tiles = pick_tiles(conn, vector, args.per_zoom, SEED)
     token = bench_token(url)
     cache_dir = Path(tempfile.mkdtemp(prefix="landreg-tiles-"))
-    env = {**os.environ, "DATABASE_URL": url, "TILE_CACHE_DIR": str(cache_dir)}
-    env.pop("TILE_CACHE_URL", None)
     headers = {"Authorization": f"Token {token}"}
-    server = Server(
-        "tiles",
-        [
-            str(Path(PYTHON).parent / "gunicorn"), "config.wsgi",
-            "--bind", "127.0.0.1:{port}", "--workers", "2", "--timeout", "120",
-        ],
-        env,
-        ROOT,
-        free_port(),
-    )  # fmt: skip
+    # A tile cache of the server's own, in the file backend (no Redis).
+    os.environ.pop("TILE_CACHE_URL", None)
+    server = start_ours(
+        url,
+        token,
+        name="tiles",
+        ready_path="/tiles/parcels.json",
+        env={"TILE_CACHE_DIR": str(cache_dir)},
+    )
     raw_ms, uncached_ms, uncached_server, cached_ms, cached_server = [], [], [], [], []
     try:
-        server.wait_ready("/tiles/parcels.json", headers)
         http_conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
         # Warm both workers up (imports, connections) on tiles outside the list.
         for _ in range(4):
