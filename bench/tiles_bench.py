@@ -6,7 +6,8 @@ loaded once and reused, as the OGC API benchmark does), in one run:
 1. a fixed list of parcel tiles, ``--per-zoom`` (20) at each of z12–z17, drawn
    with a fixed seed around points that lie in parcels across Guangming;
 2. **raw SQL**: the tile's one statement (``tilesvc.vector.tile_sql``, with the
-   same ``SET LOCAL`` the endpoint uses) run with psycopg 3 from this process;
+   same session setting as the application's connections, no parallel workers)
+   run with psycopg 3 from this process, client-side binding like Django's;
 3. **ours, uncached**: ``GET /tiles/parcels/{z}/{x}/{y}.mvt`` of the app under
    gunicorn (2 workers) with a tile cache of its own, emptied before each of
    ``--rounds`` rounds, so every request renders. Raw SQL and ours are
@@ -87,11 +88,7 @@ def pick_tiles(conn, vector, per_zoom: int, seed: int) -> list[tuple[int, int, i
 def raw_tile(conn, vector, z: int, x: int, y: int) -> bytes:
     """Build one tile with the endpoint's own statement, straight in psycopg."""
     sql, params = vector.tile_sql(vector.PARCELS, z, x, y, {})
-    with conn.transaction(), conn.cursor() as cursor:
-        # The endpoint's very round trip: the setting and the tile in one query.
-        cursor.execute(vector.NO_PARALLEL + sql, params)
-        cursor.nextset()
-        row = cursor.fetchone()
+    row = conn.execute(sql, params).fetchone()
     return bytes(row[0] or b"")
 
 
@@ -172,7 +169,13 @@ def main() -> None:
     # Client-side binding, as Django's psycopg backend does: the very same SQL
     # text reaches the server, literals and all (so the planner sees the same
     # constants and picks the same partial index).
-    conn = psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor)
+    # ... and the session setting the application's connections have.
+    conn = psycopg.connect(
+        url,
+        autocommit=True,
+        cursor_factory=psycopg.ClientCursor,
+        options="-c max_parallel_workers_per_gather=0",
+    )
     tiles = pick_tiles(conn, vector, args.per_zoom, SEED)
     token = bench_token(url)
     cache_dir = Path(tempfile.mkdtemp(prefix="landreg-tiles-"))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
@@ -61,7 +61,6 @@ class Ordering:
 
 
 BY_ID = Ordering("id")
-NO_PARALLEL = "SET LOCAL max_parallel_workers_per_gather = 0;"
 
 
 @dataclass(frozen=True)
@@ -247,16 +246,11 @@ def page_of(
                (array_agg(k ORDER BY n) FILTER (WHERE n = {limit:d}))[1]
         FROM page
     """  # noqa: S608  (fixed SQL of this module; the ORM's values are parameters)
-    with transaction.atomic(), connection.cursor() as db:
-        # A page is a small index-driven read; starting parallel workers costs
-        # more than they save (measured: 22 ms with two workers, 11 ms without,
-        # for 1,000 parcels of the ×100 demo), and on a 2-core server they take
-        # the cores other requests are waiting for.
+    # One round trip, no transaction of its own; the connection runs without
+    # parallel workers (config/settings.py says why).
+    with connection.cursor() as db:
         db.cursor.adapters.register_loader("text", _Utf8)
-        # Both statements in one round trip (client-side binding sends them as
-        # one simple query); the page is the second result.
-        db.execute(NO_PARALLEL + sql, rows_params)
-        db.nextset()
+        db.execute(sql, rows_params)
         features, matched, last_id, last_value = db.fetchone()
     if isinstance(last_value, bytes):  # a text ordering column, loaded as bytes
         last_value = last_value.decode()

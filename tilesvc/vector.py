@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import morecantile
-from django.db import connection, transaction
+from django.db import connection
 
-from registry.feature_pages import NO_PARALLEL
 from registry.workflow import CLEARED_STATUSES
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -178,10 +177,9 @@ def render(
 ) -> bytes:
     """Return the tile as MVT bytes (empty bytes for an empty tile)."""
     sql, params = tile_sql(layer, z, x, y, filters)
-    with transaction.atomic(), connection.cursor() as cursor:
-        # One tile is a small index-driven read; parallel workers cost more to
-        # start than they save, and take the cores other tile requests need.
-        cursor.execute(NO_PARALLEL + sql, params)  # one round trip, two results
-        cursor.nextset()
+    # One round trip; the connection runs without parallel workers, which cost
+    # a small index-driven read more than they save (config/settings.py).
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         (data,) = cursor.fetchone()
     return bytes(data or b"")
