@@ -11,6 +11,7 @@ an offset.
 """
 
 import json
+from urllib.parse import urlencode
 
 from django.http import HttpResponse
 from django.urls import reverse
@@ -89,10 +90,13 @@ class OgcView(APIView):
         """Return the absolute URL of the named route."""
         url = self.request.build_absolute_uri(reverse(name, args=args))
         if query:
-            from urllib.parse import urlencode
-
             url += "?" + urlencode(query)
         return url
+
+
+def _link(href: str, rel: str, media_type: str, title) -> dict:
+    """Return one link object (OGC API – Features, 7.2 and RFC 8288)."""
+    return {"href": href, "rel": rel, "type": media_type, "title": str(title)}
 
 
 def _json(document: dict, *, content_type: str = JSON) -> HttpResponse:
@@ -132,36 +136,26 @@ class LandingPage(OgcView):
                     "district, Shenzhen."
                 ),
                 "links": [
-                    {
-                        "href": self.link("ogc-landing"),
-                        "rel": "self",
-                        "type": JSON,
-                        "title": "this document",
-                    },
-                    {
-                        "href": self.link("api-schema-json"),
-                        "rel": "service-desc",
-                        "type": OPENAPI,
-                        "title": "the API definition",
-                    },
-                    {
-                        "href": self.link("api-docs"),
-                        "rel": "service-doc",
-                        "type": "text/html",
-                        "title": "the API documentation",
-                    },
-                    {
-                        "href": self.link("ogc-conformance"),
-                        "rel": "conformance",
-                        "type": JSON,
-                        "title": "conformance classes",
-                    },
-                    {
-                        "href": self.link("ogc-collections"),
-                        "rel": "data",
-                        "type": JSON,
-                        "title": "collections",
-                    },
+                    _link(self.link("ogc-landing"), "self", JSON, "this document"),
+                    _link(
+                        self.link("api-schema-json"),
+                        "service-desc",
+                        OPENAPI,
+                        "the API definition",
+                    ),
+                    _link(
+                        self.link("api-docs"),
+                        "service-doc",
+                        "text/html",
+                        "the API documentation",
+                    ),
+                    _link(
+                        self.link("ogc-conformance"),
+                        "conformance",
+                        JSON,
+                        "conformance classes",
+                    ),
+                    _link(self.link("ogc-collections"), "data", JSON, "collections"),
                 ],
             }
         )
@@ -193,12 +187,7 @@ class Collections(OgcView):
         return _json(
             {
                 "links": [
-                    {
-                        "href": self.link("ogc-collections"),
-                        "rel": "self",
-                        "type": JSON,
-                        "title": "this document",
-                    }
+                    _link(self.link("ogc-collections"), "self", JSON, "this document")
                 ],
                 "collections": [
                     describe(self, collection) for collection in COLLECTIONS.values()
@@ -225,18 +214,18 @@ def describe(view: OgcView, collection: Collection) -> dict:
             },
         },
         "links": [
-            {
-                "href": view.link("ogc-collection", collection.id),
-                "rel": "self",
-                "type": JSON,
-                "title": str(collection.title),
-            },
-            {
-                "href": view.link("ogc-items", collection.id),
-                "rel": "items",
-                "type": GEOJSON,
-                "title": str(collection.title),
-            },
+            _link(
+                view.link("ogc-collection", collection.id),
+                "self",
+                JSON,
+                str(collection.title),
+            ),
+            _link(
+                view.link("ogc-items", collection.id),
+                "items",
+                GEOJSON,
+                str(collection.title),
+            ),
         ],
     }
     if bbox is not None:
@@ -316,29 +305,29 @@ class Items(OgcView):
         )
         here = {k: query[k] for k in query if k != "cursor"}
         links = [
-            {
-                "href": self.link("ogc-items", collection.id, **query.dict()),
-                "rel": "self",
-                "type": GEOJSON,
-                "title": "this document",
-            },
-            {
-                "href": self.link("ogc-collection", collection.id),
-                "rel": "collection",
-                "type": JSON,
-                "title": str(collection.title),
-            },
+            _link(
+                self.link("ogc-items", collection.id, **query.dict()),
+                "self",
+                GEOJSON,
+                "this document",
+            ),
+            _link(
+                self.link("ogc-collection", collection.id),
+                "collection",
+                JSON,
+                str(collection.title),
+            ),
         ]
         if page.next_cursor:
             links.append(
-                {
-                    "href": self.link(
+                _link(
+                    self.link(
                         "ogc-items", collection.id, **here, cursor=page.next_cursor
                     ),
-                    "rel": "next",
-                    "type": GEOJSON,
-                    "title": "next page",
-                }
+                    "next",
+                    GEOJSON,
+                    "next page",
+                )
             )
         # The features are already JSON from PostGIS; only the envelope is
         # serialised here, so a page of 10,000 parcels is never parsed in Python.
@@ -383,18 +372,18 @@ class Item(OgcView):
             )
         feature = json.loads(page.features)
         feature["links"] = [
-            {
-                "href": self.link("ogc-item", collection.id, feature_id),
-                "rel": "self",
-                "type": GEOJSON,
-                "title": "this document",
-            },
-            {
-                "href": self.link("ogc-collection", collection.id),
-                "rel": "collection",
-                "type": JSON,
-                "title": str(collection.title),
-            },
+            _link(
+                self.link("ogc-item", collection.id, feature_id),
+                "self",
+                GEOJSON,
+                "this document",
+            ),
+            _link(
+                self.link("ogc-collection", collection.id),
+                "collection",
+                JSON,
+                str(collection.title),
+            ),
         ]
         response = _json(feature, content_type=GEOJSON)
         response["Content-Crs"] = f"<{crs.uri}>"
