@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
 
+from registry import query_params
 from registry.choices import BuildingStatus, LandClass
 from registry.errors import BadQuery, NotFound, RegistryError
 from registry.workflow import Status
@@ -50,18 +51,14 @@ def _filters(request, layer: vector.Layer) -> dict[str, list[str]]:
                 parameter=name[:40],
                 layer=layer.id,
             )
-        values = sorted({v.strip() for v in text.split(",") if v.strip()})
         allowed = ALLOWED.get(name, {}).get(layer.id)
-        unknown = [v for v in values if allowed is not None and v not in allowed]
-        if unknown:
-            raise BadQuery(
-                _("%(parameter)s: unknown value %(value)s; known values: %(known)s."),
-                parameter=name,
-                value=unknown[0][:40],
-                known=", ".join(allowed),
-            )
+        if allowed is None:  # free text (a project code)
+            values = [v.strip() for v in text.split(",") if v.strip()]
+        else:
+            values = query_params.choices_of(text, allowed, parameter=name) or []
         if values:
-            filters[name] = values
+            # Sorted and unique: one cache entry per filter, however it is spelt.
+            filters[name] = sorted(set(values))
     return filters
 
 
