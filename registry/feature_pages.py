@@ -290,6 +290,8 @@ def encode_cursor(ordering: Ordering, value: Any, last_id: int) -> str:
 def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, int]:
     """Return (ordering value, id) from a cursor, or refuse it."""
     try:
+        if not isinstance(cursor, str):
+            raise TypeError(cursor)
         padded = cursor + "=" * (-len(cursor) % 4)
         name, value, last_id = json.loads(base64.urlsafe_b64decode(padded))
         # Ids are bigint: a cursor beyond them is no cursor this server wrote.
@@ -297,7 +299,7 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, int]:
             raise ValueError(name)
         if not 0 <= last_id < 2**63:
             raise ValueError(last_id)
-        if ordering.field == "code" and not isinstance(value, str):
+        if ordering.field == "code" and (not isinstance(value, str) or "\x00" in value):
             raise TypeError(value)
         if ordering.field == "area_m2" and not isinstance(value, int | float):
             raise TypeError(value)
@@ -309,7 +311,7 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, int]:
                 "The cursor %(cursor)s is not one this server wrote for the "
                 "ordering %(ordering)s; follow the next link as given."
             ),
-            cursor=cursor[:40],
+            cursor=str(cursor)[:40],
             ordering=str(ordering),
         ) from error
     return value, last_id

@@ -27,6 +27,29 @@ MAX_VERTICES = 10_000
 MAX_AREA_KM2 = 300.0  # twice the district
 
 
+def body_text(body: dict, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """Return a JSON body's scalar members as the text a query string would carry.
+
+    Numbers and booleans become their text (``"limit": 50`` reads as ``50``);
+    lists, objects and text holding NUL are refused, naming the member.
+    """
+    texts = {}
+    for name, value in body.items():
+        if name in skip or value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int | float):
+            value = repr(value)
+        if not isinstance(value, str) or "\x00" in value:
+            raise BadQuery(
+                _("%(parameter)s must be a single value (text or a number)."),
+                parameter=str(name)[:40],
+            )
+        texts[name] = value
+    return texts
+
+
 def crs_of(text: str | None, *, parameter: str) -> ApiCrs:
     """Return the CRS a parameter names (CRS84 when absent)."""
     if not text:
@@ -92,6 +115,16 @@ def point_of(
     if text is None:
         return None
     x, y = _numbers(text, parameter=parameter, counts=(2,))
+    latitude = x if crs.swapped else y
+    if crs.geographic and not -90 <= latitude <= 90:
+        raise BadQuery(
+            _(
+                "%(parameter)s: latitudes must lie between -90 and 90; "
+                "is the axis order right for %(crs)s?"
+            ),
+            parameter=parameter,
+            crs=crs.uri,
+        )
     return _geos(api_crs.rectangle((x, y, x, y), crs))
 
 

@@ -168,11 +168,13 @@ class ParcelSearch(APIView):
                 parameter="intersects",
             )
         geometry_crs = query_params.crs_of(
-            body.get("geometry_crs"), parameter="geometry_crs"
+            query_params.body_text(body, skip=("intersects",)).get("geometry_crs"),
+            parameter="geometry_crs",
         )
         shape = query_params.geometry_of(body["intersects"], geometry_crs)
-        rows = selectors.parcel_list(**parcel_filters(body), intersecting=shape)
-        page, crs = _page(rows, body)
+        fields = query_params.body_text(body, skip=("intersects",))
+        rows = selectors.parcel_list(**parcel_filters(fields), intersecting=shape)
+        page, crs = _page(rows, fields)
         return feature_collection(page, next_url=None, crs_uri=crs.uri)
 
 
@@ -278,7 +280,8 @@ TRANSITION_FIELDS = ("to_status", "reason", "evidence_ref", "banked_on", "bank_r
 def _transition_arguments(body) -> dict:
     if not isinstance(body, dict):
         raise BadQuery(_("The request body must be a JSON object."), parameter="body")
-    to_status = body.get("to_status")
+    texts = query_params.body_text(body, skip=("parcels",))
+    to_status = texts.get("to_status")
     if to_status not in Status.values:
         raise BadQuery(
             _("%(parameter)s must be one of %(known)s."),
@@ -287,7 +290,7 @@ def _transition_arguments(body) -> dict:
         )
     arguments = {"to_status": to_status}
     for name, longest in (("reason", 2000), ("evidence_ref", 200), ("bank_ref", 40)):
-        value = body.get(name, "")
+        value = texts.get(name, "")
         if not isinstance(value, str) or len(value) > longest:
             raise BadQuery(
                 _("%(parameter)s must be text of at most %(longest)s characters."),
@@ -295,7 +298,7 @@ def _transition_arguments(body) -> dict:
                 longest=longest,
             )
         arguments[name] = value
-    arguments["banked_on"] = parse_day(body.get("banked_on"), name="banked_on")
+    arguments["banked_on"] = parse_day(texts.get("banked_on"), name="banked_on")
     return arguments
 
 
@@ -377,7 +380,12 @@ class ParcelTransitionBulk(APIView):
             not isinstance(wanted, list)
             or not wanted
             or len(wanted) > MAX_BULK
-            or not all(isinstance(v, str | int) for v in wanted)
+            # bool is an int in Python; a JSON true is no parcel id.
+            or not all(
+                (isinstance(v, int) and not isinstance(v, bool))
+                or (isinstance(v, str) and "\x00" not in v)
+                for v in wanted
+            )
         ):
             raise BadQuery(
                 _("%(parameter)s must list 1 to %(limit)s parcel ids or codes."),

@@ -29,6 +29,12 @@
     return node;
   }
 
+  function escapeHtml(text) {
+    const node = document.createElement("span");
+    node.textContent = String(text);
+    return node.innerHTML;
+  }
+
   // A map with the configured base maps (none by default) and the district's
   // outline, which is all the orientation an offline map has.
   function newMap() {
@@ -63,7 +69,8 @@
       const layer = L.geoJSON(project.boundary, {
         style: { color: "#14375e", weight: 2, fillColor: "#14375e", fillOpacity: 0.08 },
       });
-      layer.bindTooltip(project.label, {
+      // A node, not a string: Leaflet writes string content as HTML.
+      layer.bindTooltip(element("span", project.label), {
         permanent: true, direction: "center", className: "project-label",
       });
       layer.on("click", () => { window.location.href = project.url; });
@@ -87,7 +94,9 @@
     if (config.imagery.length) {
       const photos = {};
       config.imagery.forEach((photo) => {
-        photos[photo.title] = L.tileLayer(photo.url, {
+        // The layers control writes names as HTML, and a title is whatever a
+        // surveyor typed: escape it.
+        photos[escapeHtml(photo.title)] = L.tileLayer(photo.url, {
           bounds: photo.bounds, minNativeZoom: photo.minNativeZoom,
           maxNativeZoom: photo.maxNativeZoom, maxZoom: 20, zIndex: 1,
         });

@@ -418,3 +418,55 @@ def test_framework_refusals_are_bilingual_too(client, login, planner, land):
         "zh": "方法 “DELETE” 不被允许。",
         "en": 'Method "DELETE" not allowed.',
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"limit": 0},
+        {"limit": 5000},
+        {"limit": [1]},
+        {"ordering": 5},
+        {"cursor": 5},
+        {"crs": 5},
+        {"geometry_crs": 5},
+        {"project": "a\x00"},
+        {"project": {"code": "L6"}},
+    ],
+)
+def test_search_bodies_of_the_wrong_kind_are_400s(login, planner, land, body):
+    drawn = {"type": "Point", "coordinates": [113.9, 22.7]}
+
+    response = login(planner).post(
+        "/api/parcels/search/", {"intersects": drawn, **body},
+        content_type="application/json",
+    )  # fmt: skip
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["zh"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"parcels": [True], "to_status": "cleared"},
+        {"parcels": ["a\x00"], "to_status": "cleared"},
+        {"parcels": ["SC-05"], "to_status": "cleared", "reason": "x\x00"},
+        {"parcels": ["SC-05"], "to_status": "banked", "banked_on": 20240101},
+        {"parcels": ["SC-05"], "to_status": ["cleared"]},
+    ],
+)
+def test_bulk_move_bodies_of_the_wrong_kind_are_400s(login, registry_admin, land, body):
+    response = login(registry_admin).post(
+        "/api/parcels/transition/", body, content_type="application/json"
+    )
+
+    assert response.status_code in (400, 404), response.content
+    assert Parcel.objects.get(code="SC-05").status == Status.SIGNED
+
+
+def test_a_point_in_the_wrong_axis_order_is_refused(login, planner, land):
+    response = login(planner).get("/api/parcels/?point=113.9,22.7&bbox-crs=EPSG:4326")
+
+    assert response.status_code == 400
+    assert response.json()["parameter"] == "point"
