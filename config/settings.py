@@ -253,24 +253,37 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Rendered map tiles, shared by every server process: a file cache by default
-# (nothing else to run), Redis when TILE_CACHE_URL is set (redis://host:port/db).
+# (nothing else to run), Redis when TILE_CACHE_URL is set (redis://host:port/db;
+# use a "volatile-*" or "noeviction" maxmemory policy: the generation keys carry
+# no expiry and must never be evicted, the tiles expire and may be).
 _tile_cache_url = os.environ.get("TILE_CACHE_URL")
+_tile_cache_dir = Path(
+    os.environ.get("TILE_CACHE_DIR", BASE_DIR / "var" / "cache" / "tiles")
+)
+if _tile_cache_url:
+    _tiles = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _tile_cache_url,
+    }
+    _tile_generations = _tiles
+else:
+    _tiles = {
+        "BACKEND": "tilesvc.file_cache.TileFileCache",
+        "LOCATION": str(_tile_cache_dir),
+        "OPTIONS": {"MAX_ENTRIES": 200_000},
+    }
+    # Which drawing of each tile is current (tilesvc/cache.py): never culled.
+    _tile_generations = {
+        "BACKEND": "tilesvc.file_cache.TileFileCache",
+        "LOCATION": str(
+            _tile_cache_dir.with_name(_tile_cache_dir.name + "-generations")
+        ),
+        "OPTIONS": {"CULL": False},
+    }
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "tiles": (
-        {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": _tile_cache_url,
-        }
-        if _tile_cache_url
-        else {
-            "BACKEND": "tilesvc.file_cache.TileFileCache",
-            "LOCATION": os.environ.get(
-                "TILE_CACHE_DIR", str(BASE_DIR / "var" / "cache" / "tiles")
-            ),
-            "OPTIONS": {"MAX_ENTRIES": 200_000},
-        }
-    ),
+    "tiles": _tiles,
+    "tile_generations": _tile_generations,
 }
 
 # The base map under the planners' map (registry/map_views.py), from MAP_BASEMAP:

@@ -6,8 +6,11 @@ generation, so the old entry is simply never asked for again (and expires).
 Deleting would race with a request rendering the tile from data read just before
 the change; a new generation cannot be overtaken by an old render.
 
-The backend is Django's cache named ``tiles`` (a file cache under ``var/`` by
-default, shared by every server process; Redis when ``TILE_CACHE_URL`` is set).
+The tiles live in Django's cache named ``tiles`` (a file cache under ``var/`` by
+default, shared by every server process; Redis when ``TILE_CACHE_URL`` is set);
+the generations in ``tile_generations``, which must never lose an entry: a file
+cache that is never culled, or the same Redis, whose generation keys carry no
+expiry (so a ``volatile-*`` eviction policy can only ever drop tiles).
 """
 
 import hashlib
@@ -28,6 +31,12 @@ def _cache():
     return caches["tiles"]
 
 
+def _generations():
+    # Apart from the tiles, and never culled or evicted: a lost generation
+    # would make a tile drawn before a change current again.
+    return caches["tile_generations"]
+
+
 def _filters_key(filters: dict[str, Sequence[str]]) -> str:
     text = "&".join(f"{k}={','.join(sorted(v))}" for k, v in sorted(filters.items()))
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
@@ -40,7 +49,7 @@ def _generation_keys(layer: str, z: int, x: int, y: int) -> tuple[str, str]:
 def tile_key(layer: Layer, z: int, x: int, y: int, filters) -> str:
     """Return the cache key of the tile as the registry stands now."""
     epoch_key, gen_key = _generation_keys(layer.id, z, x, y)
-    generations = _cache().get_many([epoch_key, gen_key])
+    generations = _generations().get_many([epoch_key, gen_key])
     epoch, gen = generations.get(epoch_key, "0"), generations.get(gen_key, "0")
     return f"tile:{layer.id}:{z}:{x}:{y}:{epoch}:{gen}:{_filters_key(filters)}"
 
@@ -75,7 +84,7 @@ def invalidate(layer: Layer, boxes) -> int:
     """
     token = uuid.uuid4().hex[:12]
     if boxes is None:
-        _cache().set(f"epoch:{layer.id}", token, None)
+        _generations().set(f"epoch:{layer.id}", token, None)
         return -1
     keys = set()
     zooms = list(range(layer.minzoom, layer.maxzoom + 1))
@@ -84,5 +93,5 @@ def invalidate(layer: Layer, boxes) -> int:
             keys.add(_generation_keys(layer.id, tile.z, tile.x, tile.y)[1])
             if len(keys) > MAX_TILES_PER_CHANGE:
                 return invalidate(layer, None)
-    _cache().set_many(dict.fromkeys(keys, token), None)
+    _generations().set_many(dict.fromkeys(keys, token), None)
     return len(keys)

@@ -21,10 +21,16 @@ CULL_EVERY = 500
 
 
 class TileFileCache(FileBasedCache):
-    """A file cache that stores values undeflated and culls every few writes."""
+    """A file cache that stores values undeflated and culls every few writes.
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    ``OPTIONS = {"CULL": False}`` never culls (for the tile generations, whose
+    number is bounded by the tiles of the district).
+    """
+
+    def __init__(self, location, params):
+        options = dict(params.get("OPTIONS", {}))
+        self._culls = options.pop("CULL", True)
+        super().__init__(location, {**params, "OPTIONS": options})
         self._writes = itertools.count()
 
     def _write_content(self, file, timeout, value):
@@ -34,5 +40,5 @@ class TileFileCache(FileBasedCache):
         file.write(zlib.compress(pickle.dumps(value, self.pickle_protocol), 0))
 
     def _cull(self):
-        if next(self._writes) % CULL_EVERY == 0:
+        if self._culls and next(self._writes) % CULL_EVERY == 0:
             super()._cull()
