@@ -129,6 +129,21 @@ class MapAdmin(RegistryAdminOnly, GISModelAdmin):
 @admin.register(Project, site=admin_site)
 class ProjectAdmin(MapAdmin):
     announce = staticmethod(changes.announce_projects)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change:
+            # Parcel and building tiles carry the project's code.
+            changes.announce_project_land([obj.pk])
+
+    def delete_model(self, request, obj):
+        changes.announce_projects([obj.pk])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        changes.announce_projects(list(queryset.values_list("pk", flat=True)))
+        super().delete_queryset(request, queryset)
+
     list_display = ["code", "name_zh", "name_en", "kind", "street", "planned_area_m2"]
     list_filter = ["kind", "street", "synthetic"]
     search_fields = ["code", "name_zh", "name_en"]
@@ -271,6 +286,7 @@ class ParcelAdmin(MapAdmin):
         changes.announce_parcels([obj.pk])  # where it was
         obj.save(update_fields=[*ParcelAdminForm.Meta.fields, "updated_at"])
         changes.announce_parcels([obj.pk])  # where it is
+        changes.announce_buildings_on([obj.pk])  # they show its code and project
         if data.get("new_status"):
             services.parcel_transition(
                 parcel=obj,

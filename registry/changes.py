@@ -71,6 +71,35 @@ def announce_buildings(ids) -> None:
     )
 
 
+def announce_buildings_on(parcel_ids) -> None:
+    """Announce, on commit, the buildings standing on these parcels.
+
+    Building tiles carry their parcel's and project's codes, so a parcel that is
+    renamed or moved to another project redraws its buildings too.
+    """
+    announce(
+        "buildings",
+        "SELECT footprint AS g FROM registry_building WHERE parcel_id = ANY(%s)",
+        [list(parcel_ids)],
+    )
+
+
+def announce_project_land(ids) -> None:
+    """Announce, on commit, the parcels and buildings of these projects."""
+    ids = list(ids)
+    announce(
+        "parcels",
+        "SELECT geom AS g FROM registry_parcel WHERE project_id = ANY(%s)",
+        [ids],
+    )
+    announce(
+        "buildings",
+        "SELECT b.footprint AS g FROM registry_building b JOIN registry_parcel p"
+        " ON p.id = b.parcel_id WHERE p.project_id = ANY(%s)",
+        [ids],
+    )
+
+
 def announce_projects(ids) -> None:
     """Announce, on commit, the places of these project boundaries as they are now."""
     announce(
