@@ -125,8 +125,17 @@ def _figures(summary: statistics.Summary) -> dict:
     }
 
 
-@extend_schema(tags=["exports"], responses={200: OpenApiTypes.BINARY})
-@api_view(["GET"])
+@extend_schema(
+    methods=["GET"], tags=["exports"], responses={200: OpenApiTypes.BINARY}
+)
+@extend_schema(
+    methods=["POST"],
+    tags=["exports"],
+    operation_id="exports_banked_selection",
+    request={"application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
+    responses={200: OpenApiTypes.BINARY},
+)
+@api_view(["GET", "POST"])
 def export_banked(request):
     """Export banked parcels (analysts and registry admins); every export is logged.
 
@@ -140,7 +149,9 @@ def export_banked(request):
         exports.check_allowed(request.user)
     except PermissionRefused as error:
         raise PermissionDenied({"error": error.as_dict()}) from error
-    query = request.query_params
+    # A map selection's polygon can outgrow a URL: the same fields may come as a
+    # POSTed form (a read all the same; CSRF applies to sessions).
+    query = request.query_params if request.method == "GET" else request.data
     fmt = query.get("format", "geojson")
     if fmt not in exports.FORMATS:
         raise ValidationError(

@@ -269,3 +269,32 @@ def test_bad_export_filters_are_refused_bilingually(analyst, login, query, param
     assert response.status_code == 400
     assert response.json()["parameter"] == parameter
     assert response.json()["error"]["zh"]
+
+
+def test_a_long_drawn_polygon_is_posted_rather_than_put_in_a_url(
+    analyst, login, banked
+):
+    from pyproj import Transformer
+
+    to_lonlat = Transformer.from_crs(4547, 4326, always_xy=True)
+    around = banked[0].geom.centroid.buffer(500, quadsegs=150)  # 600 vertices
+    ring = [list(to_lonlat.transform(x, y)) for x, y in around.exterior_ring.coords]
+    drawn = json.dumps({"type": "Polygon", "coordinates": [ring]})
+    assert len(drawn) > 8192  # more than a request line may carry
+
+    response = login(analyst).post(
+        "/api/exports/banked/", {"format": "geojson", "geometry": drawn}
+    )
+
+    assert response.status_code == 200
+    body = json.loads(b"".join(response.streaming_content))
+    assert banked[0].code in {f["properties"]["code"] for f in body["features"]}
+
+
+def test_a_posted_export_needs_the_csrf_token(analyst, banked):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(analyst)
+
+    assert client.post("/api/exports/banked/", {"format": "geojson"}).status_code == 403

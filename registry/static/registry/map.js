@@ -380,15 +380,20 @@
       download.addEventListener("click", () => {
         if (!state.result || !config.api.export) return;
         const [format, encoding] = document.getElementById("query-format").value.split("-");
-        const query = new URLSearchParams({
-          format, status: "all", project: project.code,
-          geometry: JSON.stringify(state.result.geometry),
+        // POSTed as a form: a drawn polygon can be longer than a URL may be, and
+        // the browser then saves the answer as the download it is.
+        const fields = {
+          csrfmiddlewaretoken: config.csrfToken, format, status: "all",
+          project: project.code, geometry: JSON.stringify(state.result.geometry),
+        };
+        if (encoding === "gbk") fields.encoding = "GBK";
+        const form = element("form", null, { method: "post", action: config.api.export });
+        Object.entries(fields).forEach(([name, value]) => {
+          form.append(element("input", null, { type: "hidden", name, value }));
         });
-        if (encoding === "gbk") query.set("encoding", "GBK");
-        const link = element("a", null, { href: `${config.api.export}?${query}` });
-        document.body.append(link);
-        link.click();
-        link.remove();
+        document.body.append(form);
+        form.submit();
+        form.remove();
       });
     }
     clear.addEventListener("click", clearResult);
