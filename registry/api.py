@@ -125,9 +125,7 @@ def _figures(summary: statistics.Summary) -> dict:
     }
 
 
-@extend_schema(
-    methods=["GET"], tags=["exports"], responses={200: OpenApiTypes.BINARY}
-)
+@extend_schema(methods=["GET"], tags=["exports"], responses={200: OpenApiTypes.BINARY})
 @extend_schema(
     methods=["POST"],
     tags=["exports"],
