@@ -373,3 +373,37 @@ def test_the_district_map_labels_projects_and_opens_one(
     page.mouse.click(label["x"] + label["width"] / 2, label["y"] + label["height"] / 2)
     page.wait_for_url(f"{live_server.url}/projects/GM-MAP/map")
     assert all(url.startswith((live_server.url, "data:")) for url in requested)
+
+
+@pytest.fixture
+def hostile_orthophoto(land, settings, tmp_path):
+    """An orthophoto titled with markup, by a surveyor, made before the browser."""
+    from tests.tilesvc.test_imagery import place_in, write_geotiff
+    from tilesvc import imagery
+
+    settings.IMAGERY_DIR = tmp_path / "imagery"
+    project = land["project"]
+    surveyor = user_with_role(Role.SURVEYOR, project, username="map-surveyor")
+    place = place_in(project)
+    return imagery.orthophoto_ingest(
+        project=project,
+        upload_path=write_geotiff(
+            tmp_path / "o.tif", west=place.west, north=place.north
+        ),
+        title='<img src=x onerror="window.pwned = 1">航拍',
+        actor=surveyor,
+    )
+
+
+def test_an_orthophoto_title_is_shown_as_text_never_run(
+    hostile_orthophoto, land, browser_page, live_server
+):
+    page, _requested = browser_page
+    open_map(page, live_server, land["project"].code)
+
+    control = page.locator(".leaflet-control-layers-overlays")
+    assert '<img src=x onerror="window.pwned = 1">航拍' in control.inner_text()
+    assert page.evaluate("() => window.pwned") is None
+    # Switched on, the photo is drawn from this server's own tiles.
+    control.locator("input").check()
+    page.wait_for_selector("img.leaflet-tile-loaded[src*='/imagery/']", timeout=10_000)
