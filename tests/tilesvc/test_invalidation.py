@@ -144,3 +144,32 @@ def test_an_import_and_its_undo_renew_the_old_and_new_places(
 
     assert "SC-1" in statuses(client.get(old_place))
     assert client.get(new_place).status_code == 204
+
+
+def test_renaming_a_project_in_the_admin_redraws_its_land(
+    committed, login, planner, registry_admin, project, parcels, rf
+):
+    from registry.admin import ProjectAdmin, admin_site
+    from registry.models import Project
+
+    here, _ = parcels
+    BuildingFactory(parcel=here, code="B-9")
+    client = login(planner)
+
+    def projects_shown(layer):
+        response = client.get(url_of(here, layer=layer))
+        found = next(iter(mapbox_vector_tile.decode(response.content).values()))
+        return {f["properties"]["project"] for f in found["features"]}
+
+    assert projects_shown("parcels") == {"GM-SC"}
+    assert projects_shown("buildings") == {"GM-SC"}
+
+    renamed = Project.objects.get(pk=project.pk)
+    renamed.code = "GM-SC2"
+    request = rf.post("/admin/")
+    request.user = registry_admin
+    with committed():
+        ProjectAdmin(Project, admin_site).save_model(request, renamed, None, True)
+
+    assert projects_shown("parcels") == {"GM-SC2"}
+    assert projects_shown("buildings") == {"GM-SC2"}
