@@ -7,16 +7,17 @@ framework's (no login, wrong method, unreadable body).
 """
 
 from django.utils import translation
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from registry.errors import BadQuery, NotFound, PermissionRefused, RegistryError
 
-_STATUS = (
-    (PermissionRefused, status.HTTP_403_FORBIDDEN, "Forbidden"),
-    (NotFound, status.HTTP_404_NOT_FOUND, "NotFound"),
-    (BadQuery, status.HTTP_400_BAD_REQUEST, "InvalidParameterValue"),
+# OGC API's names for the kinds of refusal (the HTTP status is the error's own).
+_OGC_CODES = (
+    (PermissionRefused, "Forbidden"),
+    (NotFound, "NotFound"),
+    (BadQuery, "InvalidParameterValue"),
 )
 # The framework's refusals whose message is its default text (with at most the
 # request's method in it): rendered afresh in each language.
@@ -77,17 +78,5 @@ def _default_text(exc, context, language: str) -> str:
 
 
 def _registry_refusal(exc: RegistryError) -> Response:
-    code, name = status.HTTP_400_BAD_REQUEST, type(exc).__name__
-    for kind, kind_status, kind_name in _STATUS:
-        if isinstance(exc, kind):
-            code, name = kind_status, kind_name
-            break
-    body = {"code": name, "description": exc.en, "error": exc.as_dict()}
-    if isinstance(exc, BadQuery):
-        body["parameter"] = exc.parameter
-    refusals = getattr(exc, "refusals", None)
-    if refusals:
-        body["refused"] = [
-            {"code": code_, **error.as_dict()} for code_, error in refusals
-        ]
-    return Response(body, status=code)
+    code = next((name for kind, name in _OGC_CODES if isinstance(exc, kind)), None)
+    return Response(exc.body(code), status=exc.status)

@@ -32,13 +32,8 @@ class RefuseNulMiddleware:
         if not request.path.startswith(JSON_PREFIXES):
             return HttpResponseBadRequest(error.bilingual)
         return JsonResponse(
-            {
-                "code": "InvalidParameterValue",
-                "description": error.en,
-                "error": error.as_dict(),
-                "parameter": parameter,
-            },
-            status=400,
+            error.body("InvalidParameterValue"),
+            status=error.status,
             json_dumps_params={"ensure_ascii": False},
         )
 

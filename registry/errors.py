@@ -16,6 +16,9 @@ from django.utils.functional import Promise
 class RegistryError(Exception):
     """Base of every refusal the registry explains to a user."""
 
+    status = 400
+    """The HTTP status an API answers this refusal with."""
+
     def __init__(self, template: Promise | str, **params: Any) -> None:
         self.template = template
         self.params = params
@@ -45,18 +48,49 @@ class RegistryError(Exception):
         """Return the message as a JSON-ready mapping of language to text."""
         return {"zh": self.zh, "en": self.en}
 
+    def body(self, code: str | None = None) -> dict:
+        """Return the JSON body an API answers with (``code`` names the kind).
+
+        OGC API's exception members (``code``, ``description``) beside the
+        bilingual ``error``, and what names the culprit when there is one.
+        """
+        body = {
+            "code": code or type(self).__name__,
+            "description": self.en,
+            "error": self.as_dict(),
+        }
+        parameter = getattr(self, "parameter", None)
+        if parameter is not None:
+            body["parameter"] = parameter
+        refusals = getattr(self, "refusals", None)
+        if refusals:
+            body["refused"] = [
+                {"code": code_, **error.as_dict()} for code_, error in refusals
+            ]
+        return body
+
 
 def _render_params(params: Mapping[str, Any]) -> dict[str, str]:
     """Render lazy parameters (status labels, say) in the active language."""
     return {key: str(value) for key, value in params.items()}
 
 
+class NotLoggedIn(RegistryError):
+    """Nobody is logged in and no valid token was given."""
+
+    status = 401
+
+
 class PermissionRefused(RegistryError):
     """The user's role or project does not allow the change."""
+
+    status = 403
 
 
 class NotFound(RegistryError):
     """What the user asked for does not exist (or is not theirs to see)."""
+
+    status = 404
 
 
 class BadQuery(RegistryError):

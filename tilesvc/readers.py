@@ -11,12 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import AuthenticationFailed
 
 from registry import access
-from registry.errors import NotFound, PermissionRefused, RegistryError
+from registry.errors import NotLoggedIn, PermissionRefused, RegistryError
 from registry.token_auth import TokenWithRolesAuthentication
-
-
-class NotLoggedIn(RegistryError):
-    """Nobody is logged in and no valid token was given."""
 
 
 def tile_reader(request):
@@ -39,16 +35,6 @@ def tile_reader(request):
 
 def refusal(error: RegistryError) -> JsonResponse:
     """Return the JSON answer to a refused tile request."""
-    status = 400
-    if isinstance(error, NotLoggedIn):
-        status = 401
-    elif isinstance(error, PermissionRefused):
-        status = 403
-    elif isinstance(error, NotFound):
-        status = 404
-    body = {
-        "code": type(error).__name__,
-        "description": error.en,
-        "error": error.as_dict(),
-    }
-    return JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    return JsonResponse(
+        error.body(), status=error.status, json_dumps_params={"ensure_ascii": False}
+    )
