@@ -40,8 +40,6 @@ def bilingual_exception_handler(exc, context):
     response = exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
-    if isinstance(exc.detail, dict) and "error" in exc.detail:
-        return response  # already bilingual (the analysts' API writes its own)
     name = next((n for kind, n in _FRAMEWORK.items() if isinstance(exc, kind)), None)
     if name is not None and not isinstance(exc.detail, dict | list):
         zh, en = (

@@ -7,19 +7,21 @@ with a token (``Authorization: Token …``) or a browser session.
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from importers import pipeline, tasks, uploads
-from importers.errors import ImportRefused
+from importers.errors import BatchNotReady
 from importers.models import ImportBatch
 from importers.selectors import batches_visible_to
 from registry import access
 from registry.choices import LandClass
+from registry.errors import NotFound, PermissionRefused
 from registry.models import Project
 
 
@@ -87,9 +89,7 @@ def _visible(request, pk: int) -> ImportBatch:
     try:
         return batches_visible_to(request.user).get(pk=pk)
     except ImportBatch.DoesNotExist as error:
-        raise NotFound(
-            {"error": {"zh": "没有这个导入批次。", "en": "No such import batch."}}
-        ) from error
+        raise NotFound(_("No such import batch.")) from error
 
 
 @extend_schema(
@@ -116,14 +116,7 @@ def batches(request):
         raise ValidationError(upload.errors)
     data = upload.validated_data
     if not access.can_import(request.user, data["project"]):
-        raise PermissionDenied(
-            {
-                "error": {
-                    "zh": "您无权向该项目导入数据。",
-                    "en": "You may not import into this project.",
-                }
-            }
-        )
+        raise PermissionRefused(_("You may not import into this project."))
     options = pipeline.Options(
         layer=data["layer"],
         source_layer=data.get("source_layer") or None,
@@ -134,10 +127,7 @@ def batches(request):
         repair=data["repair"],
         valid_only=data["valid_only"],
     )
-    try:
-        path = uploads.store(data["file"])
-    except ImportRefused as error:
-        raise ValidationError({"error": error.as_dict()}) from error
+    path = uploads.store(data["file"])  # an ImportRefused is a bilingual 400
     with transaction.atomic():
         batch = pipeline.new_batch(
             path=path,
@@ -167,15 +157,7 @@ def commit(request, pk: int):
     """Queue the commit of a checked batch."""
     found = _visible(request, pk)
     if found.state != ImportBatch.State.CHECKED:
-        return Response(
-            {
-                "error": {
-                    "zh": "只有检查通过的批次才能提交。",
-                    "en": "Only a checked, accepted batch can be committed.",
-                }
-            },
-            status=status.HTTP_409_CONFLICT,
-        )
+        raise BatchNotReady(_("Only a checked, accepted batch can be committed."))
     with transaction.atomic():
         tasks.enqueue(found, commit=True, actor=request.user)
     return Response(BatchSerializer(found).data, status=status.HTTP_202_ACCEPTED)
@@ -186,13 +168,6 @@ def commit(request, pk: int):
 def undo(request, pk: int):
     """Undo a committed batch (registry admins only)."""
     if not access.is_registry_admin(request.user):
-        raise PermissionDenied(
-            {
-                "error": {
-                    "zh": "只有登记管理员可以撤销导入。",
-                    "en": "Only registry administrators may undo an import.",
-                }
-            }
-        )
+        raise PermissionRefused(_("Only registry administrators may undo an import."))
     found = get_object_or_404(ImportBatch, pk=pk)
     return Response(BatchSerializer(pipeline.undo(found, actor=request.user)).data)

@@ -17,6 +17,12 @@ class ImportRefused(RegistryError):
     """The file as a whole cannot be imported; nothing was written."""
 
 
+class BatchNotReady(ImportRefused):
+    """The batch is not in the state the request needs (e.g. commit before check)."""
+
+    status = 409
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong (or worth knowing) about one feature of the file.

@@ -11,8 +11,10 @@ effect on the next request.
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils.translation import gettext_lazy as _
 
 from registry.choices import Role
+from registry.errors import PermissionRefused
 from registry.models import Membership, Project
 from registry.workflow import Status
 
@@ -110,6 +112,14 @@ def has_project_role(
 def can_read_registry(user: User | Grants) -> bool:
     """Return whether the user may see parcels, projects and maps at all."""
     return bool(roles_of(user))
+
+
+def refuse_unless_reader(user: User | Grants) -> None:
+    """Refuse a user who holds no role in the registry (the APIs' first check)."""
+    if not can_read_registry(user):
+        raise PermissionRefused(
+            _("You hold no role in the registry; ask an administrator.")
+        )
 
 
 def can_change_status(

@@ -7,11 +7,9 @@ from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from registry import access, exports, query_params, statistics
-from registry.errors import PermissionRefused
 from registry.models import ExportLog, Project
 from registry.moments import parse_day, parse_moment
 from registry.workflow import Status
@@ -22,15 +20,7 @@ from spatial.api_crs import CRS84
 @api_view(["GET"])
 def progress(request):
     """Return area and parcel counts per project, land class, status and street."""
-    if not access.can_read_registry(request.user):
-        raise PermissionDenied(
-            {
-                "error": {
-                    "zh": "您没有查看统计的权限。",
-                    "en": "You may not read statistics.",
-                }
-            }
-        )
+    access.refuse_unless_reader(request.user)
     as_of = parse_moment(request.query_params.get("as_of"))
     cells = statistics.area_cells(as_of=as_of)
     district = statistics.summarise(cells)
@@ -78,25 +68,9 @@ def progress(request):
 @api_view(["GET"])
 def banked(request):
     """Return the area moved into the land bank per period, and cumulatively."""
-    if not access.can_read_registry(request.user):
-        raise PermissionDenied(
-            {
-                "error": {
-                    "zh": "您没有查看统计的权限。",
-                    "en": "You may not read statistics.",
-                }
-            }
-        )
+    access.refuse_unless_reader(request.user)
     period = request.query_params.get("period", "month")
-    if period not in {"month", "quarter", "year"}:
-        raise ValidationError(
-            {
-                "error": {
-                    "zh": "period 只能是 month、quarter 或 year。",
-                    "en": "period must be month, quarter or year.",
-                }
-            }
-        )
+    query_params.choices_of(period, ("month", "quarter", "year"), parameter="period")
     rows = statistics.banked_over_time(
         period=period, until=parse_moment(request.query_params.get("as_of"))
     )
@@ -143,23 +117,12 @@ def export_banked(request):
     selection exports every parcel it lists); ``geometry`` (a GeoJSON geometry in
     CRS84, the map's drawn area) or ``bbox``.
     """
-    try:
-        exports.check_allowed(request.user)
-    except PermissionRefused as error:
-        raise PermissionDenied({"error": error.as_dict()}) from error
+    exports.check_allowed(request.user)
     # A map selection's polygon can outgrow a URL: the same fields may come as a
     # POSTed form (a read all the same; CSRF applies to sessions).
     query = request.query_params if request.method == "GET" else request.data
     fmt = query.get("format", "geojson")
-    if fmt not in exports.FORMATS:
-        raise ValidationError(
-            {
-                "error": {
-                    "zh": f"不支持的导出格式：{fmt}",
-                    "en": f"unknown export format: {fmt}",
-                }
-            }
-        )
+    query_params.choices_of(fmt, exports.FORMATS, parameter="format")
     statuses = query.get("status") or Status.BANKED
     within = query_params.bbox_of(query.get("bbox"), CRS84)
     if query.get("geometry"):
@@ -200,12 +163,9 @@ def export_banked(request):
         return response
     encoding = query.get("encoding", "UTF-8")
     with tempfile.TemporaryDirectory() as directory:
-        try:
-            manifest = exports.write_files(
-                selection, Path(directory), fmt=fmt, encoding=encoding
-            )
-        except exports.ExportRefused as error:
-            raise ValidationError({"error": error.as_dict()}) from error
+        manifest = exports.write_files(
+            selection, Path(directory), fmt=fmt, encoding=encoding
+        )
         data = exports.zip_directory(Path(directory))
     ExportLog.objects.filter(pk=log.pk).update(
         features=manifest.features,

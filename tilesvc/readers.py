@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import AuthenticationFailed
 
 from registry import access
-from registry.errors import NotLoggedIn, PermissionRefused, RegistryError
+from registry.errors import NotLoggedIn, RegistryError
 from registry.token_auth import TokenWithRolesAuthentication
 
 
@@ -26,10 +26,7 @@ def tile_reader(request):
         if found is None:
             raise NotLoggedIn(_("Log in, or send an API token, to read map tiles."))
         user = found[0]
-    if not access.can_read_registry(user):
-        raise PermissionRefused(
-            _("You hold no role in the registry; ask an administrator.")
-        )
+    access.refuse_unless_reader(user)
     return user
 
 

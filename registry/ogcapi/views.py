@@ -26,7 +26,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from registry import access, query_params
-from registry.errors import BadQuery, NotFound, PermissionRefused
+from registry.errors import BadQuery, NotFound
 from registry.ogcapi.collections import COLLECTIONS, Collection
 from registry.token_auth import TokenWithRolesAuthentication
 from spatial.api_crs import CRS84, STORAGE, SUPPORTED
@@ -74,10 +74,7 @@ class OgcView(APIView):
         # Read once per request: the role check and the owners' data rule both
         # need them, and each read is a query.
         self.grants = access.grants_of(request.user)
-        if not access.can_read_registry(self.grants):
-            raise PermissionRefused(
-                gettext_lazy("You hold no role in the registry; ask an administrator.")
-            )
+        access.refuse_unless_reader(self.grants)
         fmt = request.query_params.get("f")
         if fmt not in (None, "", "json", "geojson"):
             raise BadQuery(

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 
 from registry import access, feature_pages, query_params
-from registry.errors import BadQuery, PermissionRefused
+from registry.errors import BadQuery
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -19,10 +19,7 @@ class HoldsARole(BasePermission):
 
     def has_permission(self, request, view):
         """Refuse users the registry does not know, bilingually."""
-        if not access.can_read_registry(request.user):
-            raise PermissionRefused(
-                _("You hold no role in the registry; ask an administrator.")
-            )
+        access.refuse_unless_reader(request.user)
         return True
 
 

@@ -216,7 +216,7 @@ class TestBatches:
 
         assert response.status_code == 409
         assert response.json()["error"] == {
-            "zh": "只有检查通过的批次才能提交。",
+            "zh": "只有已通过检查的批次才能提交。",
             "en": "Only a checked, accepted batch can be committed.",
         }
         assert ProcrastinateJob.objects.count() == 0
