@@ -75,10 +75,6 @@ class Page:
     returned: int
     next_cursor: str | None
 
-    def feature_list(self) -> bytes:
-        """Return the features as a JSON array."""
-        return b"[" + self.features + b"]"
-
     def collection(self, members: dict) -> bytes:
         """Return a FeatureCollection of the features, with other ``members``."""
         envelope = json.dumps(
