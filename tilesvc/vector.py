@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import morecantile
 from django.db import connection
 
-from registry.workflow import CLEARED_STATUSES
+from registry.choices import BuildingStatus, LandClass
+from registry.workflow import CLEARED_STATUSES, Status
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 EXTENT = 4096
@@ -29,6 +30,14 @@ SPECK_PIXELS = 3
 # Guangming lies at about 22.75° N; Web Mercator metres there are cos(lat) of
 # ground metres. Used only to turn screen pixels into ground sizes.
 GROUND_SCALE = math.cos(math.radians(22.75))
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A tile filter: the SQL column it tests, and its values if they are coded."""
+
+    column: str
+    values: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,8 @@ class Layer:
     geometry: str
     area: str
     """SQL of each feature's ground area in m², for the speck rule."""
-    filters: dict[str, str] = field(default_factory=dict)
-    """Query parameter → SQL column it filters (values are lists)."""
+    filters: dict[str, "Filter"] = field(default_factory=dict)
+    """Query parameter → what it filters (values are lists)."""
     description: str = ""
 
 
@@ -74,7 +83,11 @@ PARCELS = Layer(
     """,  # noqa: S608  (constants of this module)
     geometry="p.geom",
     area="p.area_m2",
-    filters={"project": "pr.code", "status": "p.status", "land_class": "p.land_class"},
+    filters={
+        "project": Filter("pr.code"),
+        "status": Filter("p.status", tuple(Status.values)),
+        "land_class": Filter("p.land_class", tuple(LandClass.values)),
+    },
     description="Parcels: land class, workflow status, cleared or not.",
 )
 
@@ -100,7 +113,10 @@ BUILDINGS = Layer(
     """,
     geometry="b.footprint",
     area="ST_Area(b.footprint)",
-    filters={"project": "pr.code", "status": "b.status"},
+    filters={
+        "project": Filter("pr.code"),
+        "status": Filter("b.status", tuple(BuildingStatus.values)),
+    },
     description="Building footprints: signing, vacating, demolition.",
 )
 
@@ -116,7 +132,7 @@ PROJECTS = Layer(
     """,
     geometry="pr.boundary",
     area="ST_Area(pr.boundary)",
-    filters={"project": "pr.code"},
+    filters={"project": Filter("pr.code")},
     description="Consolidation project boundaries.",
 )
 
@@ -144,7 +160,7 @@ def tile_sql(
         where.append(f"{layer.area} >= %s")
         params.append((SPECK_PIXELS * ground_pixel_m(z)) ** 2)
     for name, values in sorted(filters.items()):
-        where.append(f"{layer.filters[name]} = ANY(%s)")
+        where.append(f"{layer.filters[name].column} = ANY(%s)")
         params.append(list(values))
     sql = f"""
         WITH tile_envelope AS (

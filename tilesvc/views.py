@@ -15,20 +15,11 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_safe
 
 from registry import query_params
-from registry.choices import BuildingStatus, LandClass
 from registry.errors import BadQuery, NotFound, RegistryError
-from registry.workflow import Status
 from tilesvc import cache, vector
 from tilesvc.readers import refusal, tile_reader
 
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
-ALLOWED = {
-    "status": {
-        "parcels": Status.values,
-        "buildings": BuildingStatus.values,
-    },
-    "land_class": {"parcels": LandClass.values},
-}
 
 
 def _layer(name: str) -> vector.Layer:
@@ -51,7 +42,7 @@ def _filters(request, layer: vector.Layer) -> dict[str, list[str]]:
                 parameter=name[:40],
                 layer=layer.id,
             )
-        allowed = ALLOWED.get(name, {}).get(layer.id)
+        allowed = layer.filters[name].values
         if allowed is None:  # free text (a project code)
             values = [v.strip() for v in text.split(",") if v.strip()]
         else:
