@@ -15,7 +15,7 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from importers import pipeline, tasks, uploads
+from importers import pipeline, tasks
 from importers.errors import BatchNotReady
 from importers.models import ImportBatch
 from importers.selectors import batches_visible_to
@@ -117,26 +117,14 @@ def batches(request):
     data = upload.validated_data
     if not access.can_import(request.user, data["project"]):
         raise PermissionRefused(_("You may not import into this project."))
-    options = pipeline.Options(
-        layer=data["layer"],
-        source_layer=data.get("source_layer") or None,
-        crs=data.get("crs") or None,
-        encoding=data.get("encoding") or None,
-        land_class=data.get("land_class") or None,
-        mapping=data.get("mapping") or None,
-        repair=data["repair"],
-        valid_only=data["valid_only"],
+    # A refusal (an ImportRefused) is a bilingual 400, and leaves nothing stored.
+    batch = tasks.submit(
+        data["file"],
+        project=data["project"],
+        actor=request.user,
+        options=pipeline.Options.chosen(data),
+        commit=data["commit"],
     )
-    path = uploads.store(data["file"])  # an ImportRefused is a bilingual 400
-    with transaction.atomic():
-        batch = pipeline.new_batch(
-            path=path,
-            name=data["file"].name,
-            project=data["project"],
-            actor=request.user,
-            options=options,
-        )
-        tasks.enqueue(batch, commit=data["commit"])
     return Response(
         BatchSerializer(batch).data,
         status=status.HTTP_202_ACCEPTED,

@@ -68,6 +68,20 @@ class Options:
         """Return the options as JSON-ready data for the batch record."""
         return asdict(self)
 
+    @classmethod
+    def chosen(cls, data: dict) -> "Options":
+        """Return the options a form's or serializer's cleaned data chose."""
+        return cls(
+            layer=data["layer"],
+            source_layer=data.get("source_layer") or None,
+            crs=data.get("crs") or None,
+            encoding=data.get("encoding") or None,
+            land_class=data.get("land_class") or None,
+            mapping=data.get("mapping") or None,
+            repair=data["repair"],
+            valid_only=data["valid_only"],
+        )
+
 
 def sha256_of(path: Path) -> str:
     """Return the hex SHA-256 of a file, read in chunks."""

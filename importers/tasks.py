@@ -5,10 +5,12 @@ in the same transaction as its batch and no broker has to be run or trusted.
 """
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from procrastinate.contrib.django import app
 
-from importers import pipeline
+from importers import pipeline, uploads
 from importers.models import ImportBatch
+from registry.errors import RegistryError
 
 
 @app.task(name="importers.run_batch", queue="imports", pass_context=False)
@@ -33,3 +35,26 @@ def enqueue(batch: ImportBatch, *, commit: bool, actor=None) -> None:
     run_batch.configure(lock=f"import-project-{batch.project_id}").defer(
         batch_id=batch.pk, commit=commit, actor_id=actor.pk if actor else None
     )
+
+
+def submit(upload, *, project, actor, options: pipeline.Options, commit: bool):
+    """Keep an upload and queue its check (and commit): the page's and the API's.
+
+    Nothing is left behind when it is refused: a stored file whose batch could
+    not be made is discarded.
+    """
+    path = uploads.store(upload)
+    try:
+        with transaction.atomic():
+            batch = pipeline.new_batch(
+                path=path,
+                name=upload.name,
+                project=project,
+                actor=actor,
+                options=options,
+            )
+            enqueue(batch, commit=commit)
+    except RegistryError:
+        uploads.discard(path)
+        raise
+    return batch

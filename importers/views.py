@@ -11,7 +11,7 @@ from django.views.decorators.http import (
     require_safe,
 )
 
-from importers import pipeline, tasks, uploads
+from importers import pipeline, tasks
 from importers.encoding import SOURCE_LABELS
 from importers.forms import RecheckForm, UploadForm
 from importers.mapping import TARGET_LABELS, source_key
@@ -57,33 +57,16 @@ def upload(request):
     form = UploadForm(request.POST or None, request.FILES or None, projects=projects)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        options = pipeline.Options(
-            layer=data["layer"],
-            source_layer=data["source_layer"] or None,
-            crs=data["crs"] or None,
-            encoding=data["encoding"] or None,
-            land_class=data["land_class"] or None,
-            repair=data["repair"],
-            valid_only=data["valid_only"],
-        )
         try:
-            path = uploads.store(data["file"])
+            batch = tasks.submit(
+                data["file"],
+                project=data["project"],
+                actor=request.user,
+                options=pipeline.Options.chosen(data),
+                commit=False,
+            )
         except RegistryError as error:
             form.add_error("file", error.bilingual)
-            return render(request, "importers/upload.html", {"form": form})
-        try:
-            with transaction.atomic():
-                batch = pipeline.new_batch(
-                    path=path,
-                    name=data["file"].name,
-                    project=data["project"],
-                    actor=request.user,
-                    options=options,
-                )
-                tasks.enqueue(batch, commit=False)
-        except RegistryError as error:
-            uploads.discard(path)
-            form.add_error(None, error.bilingual)
         else:
             return redirect("importers:batch", pk=batch.pk)
     return render(request, "importers/upload.html", {"form": form})
