@@ -18,17 +18,7 @@ from importers.mapping import TARGET_LABELS, source_key
 from importers.models import ImportBatch, SavedMapping
 from importers.selectors import batches_visible_to
 from registry import access
-from registry.choices import Role
 from registry.errors import RegistryError
-from registry.models import Project
-
-
-def _importable_projects(user):
-    grants = access.grants_of(user)
-    if grants.is_registry_admin:
-        return Project.objects.order_by("code")
-    ids = [pid for pid, roles in grants.projects.items() if Role.SURVEYOR in roles]
-    return Project.objects.filter(pk__in=ids).order_by("code")
 
 
 def _batch_for(request, pk: int) -> ImportBatch:
@@ -41,7 +31,7 @@ def _batch_for(request, pk: int) -> ImportBatch:
 @require_safe
 def batch_list(request):
     """List the import batches the user may see."""
-    projects = _importable_projects(request.user)
+    projects = access.importable_projects(request.user)
     if not projects.exists():
         raise PermissionDenied
     batches = batches_visible_to(request.user)[:200]
@@ -51,7 +41,7 @@ def batch_list(request):
 @require_http_methods(["GET", "POST"])
 def upload(request):
     """Take a survey file and queue its check."""
-    projects = _importable_projects(request.user)
+    projects = access.importable_projects(request.user)
     if not projects.exists():
         raise PermissionDenied
     form = UploadForm(request.POST or None, request.FILES or None, projects=projects)

@@ -145,6 +145,17 @@ def can_import(user: User | Grants, project: Project | int | None) -> bool:
     return grants.is_registry_admin or grants.holds(Role.SURVEYOR, project)
 
 
+def importable_projects(user: User | Grants):
+    """Return the projects the user may import survey data into, by code."""
+    grants = grants_of(user)
+    projects = Project.objects.order_by("code")
+    if grants.is_registry_admin:
+        return projects
+    return projects.filter(
+        pk__in=[pid for pid in grants.projects if grants.holds(Role.SURVEYOR, pid)]
+    )
+
+
 def can_export(user: User | Grants) -> bool:
     """Return whether the user may export parcels as files."""
     return bool(roles_of(user) & {Role.ANALYST, Role.REGISTRY_ADMIN})

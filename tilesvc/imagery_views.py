@@ -28,7 +28,6 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
 
 from registry import access
-from registry.choices import Role
 from registry.errors import BadQuery, NotFound, RegistryError
 from registry.models import Project
 from tilesvc import imagery
@@ -94,14 +93,6 @@ class _UploadLimit(FileUploadHandler):
         return None
 
 
-def _uploadable_projects(user):
-    grants = access.grants_of(user)
-    if grants.is_registry_admin:
-        return Project.objects.order_by("code")
-    ids = [pid for pid, roles in grants.projects.items() if Role.SURVEYOR in roles]
-    return Project.objects.filter(pk__in=ids).order_by("code")
-
-
 @csrf_exempt  # checked by _upload, once the size limit is in place (see below)
 @require_http_methods(["GET", "POST"])
 def orthophoto_upload(request):
@@ -115,7 +106,7 @@ def orthophoto_upload(request):
 
 @csrf_protect
 def _upload(request, limit: _UploadLimit):
-    projects = _uploadable_projects(request.user)
+    projects = access.importable_projects(request.user)
     if not projects.exists():
         raise PermissionDenied
     initial = {}
@@ -165,7 +156,7 @@ def orthophoto_list(request, project_id: int | None = None):
     if project is not None:
         can_upload = access.can_import(request.user, project)
     else:
-        can_upload = _uploadable_projects(request.user).exists()
+        can_upload = access.importable_projects(request.user).exists()
     return render(
         request,
         "tilesvc/imagery_list.html",
