@@ -94,17 +94,7 @@ def bbox_of(
             low=f"{x0},{y0}",
             high=f"{x1},{y1}",
         )
-    if crs.geographic:
-        lat0, lat1 = (x0, x1) if crs.swapped else (y0, y1)
-        if lat0 < -90 or lat1 > 90:
-            raise BadQuery(
-                _(
-                    "%(parameter)s: latitudes must lie between -90 and 90; "
-                    "is the axis order right for %(crs)s?"
-                ),
-                parameter=parameter,
-                crs=crs.uri,
-            )
+    _latitudes_plausible((x0, y0), (x1, y1), crs=crs, parameter=parameter)
     return _geos(api_crs.rectangle((x0, y0, x1, y1), crs))
 
 
@@ -115,16 +105,7 @@ def point_of(
     if text is None:
         return None
     x, y = _numbers(text, parameter=parameter, counts=(2,))
-    latitude = x if crs.swapped else y
-    if crs.geographic and not -90 <= latitude <= 90:
-        raise BadQuery(
-            _(
-                "%(parameter)s: latitudes must lie between -90 and 90; "
-                "is the axis order right for %(crs)s?"
-            ),
-            parameter=parameter,
-            crs=crs.uri,
-        )
+    _latitudes_plausible((x, y), crs=crs, parameter=parameter)
     return _geos(api_crs.rectangle((x, y, x, y), crs))
 
 
@@ -288,6 +269,22 @@ def boolean_of(text: str | None, *, parameter: str) -> bool | None:
         parameter=parameter,
         value=text[:20],
     )
+
+
+def _latitudes_plausible(*points, crs: ApiCrs, parameter: str) -> None:
+    """Refuse latitudes beyond ±90: the usual sign of axes given the wrong way."""
+    if not crs.geographic:
+        return
+    latitudes = [x if crs.swapped else y for x, y in points]
+    if not all(-90 <= latitude <= 90 for latitude in latitudes):
+        raise BadQuery(
+            _(
+                "%(parameter)s: latitudes must lie between -90 and 90; "
+                "is the axis order right for %(crs)s?"
+            ),
+            parameter=parameter,
+            crs=crs.uri,
+        )
 
 
 def _numbers(text: str, *, parameter: str, counts: tuple[int, ...]) -> list[float]:
