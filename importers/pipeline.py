@@ -537,8 +537,9 @@ def _vocabulary(mapping, layer, target, rows, codes, problems, *, default):
     out = np.full(len(rows), default or "", dtype=object)
     if not source_field:
         return out
-    for i, value in enumerate(layer.fields[source_field]):
-        mapped = mapping.value_for(target, value)
+    values = layer.fields[source_field]
+    for i, mapped in enumerate(_mapped(mapping, target, values)):
+        value = values[i]
         if mapped:
             out[i] = mapped
         elif default and value in (None, ""):
@@ -611,22 +612,32 @@ def _land_classes(mapping, layer, rows, codes, options, problems) -> np.ndarray:
             return np.full(len(rows), options.land_class, dtype=object)
     source_field = mapping.fields["land_class"]
     values = layer.fields[source_field]
-    out = np.empty(len(rows), dtype=object)
-    cache: dict = {}
-    for i, value in enumerate(values):
-        if value not in cache:
-            cache[value] = mapping.value_for("land_class", value)
-        out[i] = cache[value] or ""
-        if not out[i]:
-            problems.append(
-                Problem.of(
-                    _("Unknown land class “%(value)s”; map it to one of the three."),
-                    row=int(rows[i]),
-                    code=codes[i],
-                    field=source_field,
-                    value="" if value is None else value,
-                )
+    out = _mapped(mapping, "land_class", values)
+    for i in np.flatnonzero(out == ""):
+        problems.append(
+            Problem.of(
+                _("Unknown land class “%(value)s”; map it to one of the three."),
+                row=int(rows[i]),
+                code=codes[i],
+                field=source_field,
+                value="" if values[i] is None else values[i],
             )
+        )
+    return out
+
+
+def _mapped(mapping, target: str, values) -> np.ndarray:
+    """Return each value mapped into ``target``'s vocabulary ("" when unknown).
+
+    The mapping is asked once per distinct value: a layer of a million rows
+    holds a handful of them.
+    """
+    known: dict = {}
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        if value not in known:
+            known[value] = mapping.value_for(target, value) or ""
+        out[i] = known[value]
     return out
 
 
