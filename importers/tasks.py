@@ -5,23 +5,105 @@ in the same transaction as its batch and no broker has to be run or trusted.
 """
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from procrastinate.contrib.django import app
 
 from importers import pipeline, uploads
 from importers.models import ImportBatch
+from registry.audit_origin import Origin, current_origin, using
 from registry.errors import RegistryError
 
+# Advisory lock class of import jobs; the second key is the batch. Held for the
+# session of the worker running the batch, so it dies with that worker.
+JOB_LOCK = 440312
+RUNNABLE = (ImportBatch.State.QUEUED, ImportBatch.State.CHECKED)
+# States a run leaves behind only when its worker died mid-way: the run's
+# transaction was rolled back with the worker's connection, so nothing of it is
+# in the registry and it may be run again.
+INTERRUPTED = (ImportBatch.State.CHECKING, ImportBatch.State.COMMITTING)
+# A batch whose worker died this many times is failed, not run again: a file that
+# gets its worker killed (out of memory, say) would otherwise loop forever.
+MAX_INTERRUPTED_ATTEMPTS = 2
+# Seconds without a heartbeat after which a worker counts as dead (procrastinate's
+# own default ``stalled_worker_timeout``; workers beat every 10 s).
+STALLED_AFTER_S = 30
 
-@app.task(name="importers.run_batch", queue="imports", pass_context=False)
-def run_batch(batch_id: int, commit: bool, actor_id: int | None = None) -> str:
-    """Check (and, if ``commit``, commit as ``actor_id``) one import batch."""
+
+@app.task(name="importers.run_batch", queue="imports", pass_context=True)
+def run_batch(
+    context,
+    batch_id: int,
+    commit: bool,
+    actor_id: int | None = None,
+    origin: dict | None = None,
+) -> str:
+    """Check (and, if ``commit``, commit as ``actor_id``) one import batch.
+
+    A batch runs at most once at a time (a session advisory lock on the batch,
+    which ends with its worker's connection) and commits at most once (its state
+    is written in the commit's own transaction). A job retried after its worker
+    died runs the batch it interrupted again, once; then the batch fails.
+    """
+    with connection.cursor() as cursor:
+        # Another copy of this job (a stalled job retried while its worker still
+        # lived, or whose dead worker's session the server has not yet ended)
+        # is waited for; the batch's state then says what is left to do.
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [JOB_LOCK, batch_id])
+    try:
+        # Audit records name the request that queued the job (origin), if any.
+        with using(Origin.from_job(origin)):
+            return _run_locked(batch_id, commit, actor_id, context.job.attempts)
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK, batch_id]
+                )
+        except DatabaseError:
+            pass  # the connection is gone, and the lock with it
+
+
+def _run_locked(batch_id: int, commit: bool, actor_id: int | None, attempts: int):
     batch = ImportBatch.objects.select_related("project", "created_by").get(pk=batch_id)
-    if batch.state not in (ImportBatch.State.QUEUED, ImportBatch.State.CHECKED):
+    if batch.state in INTERRUPTED and attempts >= MAX_INTERRUPTED_ATTEMPTS:
+        batch.state = ImportBatch.State.FAILED
+        batch.error = (
+            f"导入中断：处理该批次的后台进程已 {attempts} 次意外终止（可能内存不足），"
+            "未写入任何数据；请联系管理员后重新上传。 / Import interrupted: the "
+            f"worker running this batch stopped unexpectedly {attempts} times "
+            "(out of memory?); nothing was written. Ask the administrator, then "
+            "upload the file again."
+        )
+        batch.progress, batch.stage = 100, ""
+        batch.save(update_fields=["state", "error", "progress", "stage"])
+        return batch.state
+    if batch.state not in (*RUNNABLE, *INTERRUPTED):
         # A retried job finds its batch already finished: do it only once.
         return batch.state
     actor = get_user_model().objects.get(pk=actor_id) if actor_id else None
     return pipeline.run(batch, commit=commit, actor=actor).state
+
+
+@app.periodic(cron="* * * * *", periodic_id="retry-stalled-imports")
+@app.task(
+    name="importers.retry_stalled_jobs",
+    queue="upkeep",
+    queueing_lock="retry-stalled-imports",
+    pass_context=False,
+)
+async def retry_stalled_jobs(timestamp: int) -> list[int]:
+    """Put back on the queue the import jobs of workers that died (every minute).
+
+    A worker killed mid-import leaves its job ``doing``; its project's lock would
+    then hold every later import of that project back. Procrastinate knows the
+    dead by their missing heartbeats.
+    """
+    stalled = await app.job_manager.get_stalled_jobs(
+        queue="imports", seconds_since_heartbeat=STALLED_AFTER_S
+    )
+    for job in stalled:
+        await app.job_manager.retry_job(job)
+    return [job.id for job in stalled]
 
 
 def enqueue(batch: ImportBatch, *, commit: bool, actor=None) -> None:
@@ -33,7 +115,10 @@ def enqueue(batch: ImportBatch, *, commit: bool, actor=None) -> None:
     batch.progress, batch.stage = 0, ""
     batch.save(update_fields=["state", "progress", "stage"])
     run_batch.configure(lock=f"import-project-{batch.project_id}").defer(
-        batch_id=batch.pk, commit=commit, actor_id=actor.pk if actor else None
+        batch_id=batch.pk,
+        commit=commit,
+        actor_id=actor.pk if actor else None,
+        origin=current_origin().as_job(),
     )
 
 
