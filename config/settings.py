@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "registry.audit_origin.OriginMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -221,6 +222,11 @@ IMPORT_SERVICE_MARGIN_M = float(os.environ.get("IMPORT_SERVICE_MARGIN_M", 2000))
 IMPORT_UPLOAD_DIR = Path(
     os.environ.get("IMPORT_UPLOAD_DIR", BASE_DIR / "var" / "uploads")
 )
+
+# The audit trail's "from where" (registry/audit_origin.py): REMOTE_ADDR, unless
+# it is one of these proxies (addresses or networks, comma-separated); then the
+# client named in X-Forwarded-For. Empty: the header is never believed.
+AUDIT_TRUSTED_PROXIES = env_list("AUDIT_TRUSTED_PROXIES", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

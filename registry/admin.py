@@ -20,10 +20,12 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
-from registry import access, changes, services
+from registry import access, audit, changes, services
 from registry.choices import BuildingStatus
 from registry.errors import RegistryError
 from registry.models import (
+    AuditAction,
+    AuditRecord,
     Building,
     BuildingStatusChange,
     ExportLog,
@@ -115,6 +117,8 @@ class MapAdmin(RegistryAdminOnly, GISModelAdmin):
 
     gis_widget = OfflineMapWidget
     announce = None  # one of registry.changes.announce_*
+    geometry_field = None  # audited when an edit changes it
+    audit_kind = ""
 
     def save_model(self, request, obj, form, change):
         if self.announce is None:
@@ -123,12 +127,42 @@ class MapAdmin(RegistryAdminOnly, GISModelAdmin):
             self.announce([obj.pk])
         super().save_model(request, obj, form, change)
         self.announce([obj.pk])
+        if change and self.geometry_field in form.changed_data:
+            self.record_geometry_change(request, obj, form)
+        return None
+
+    def record_geometry_change(self, request, obj, form) -> None:
+        """Record an edit of the object's geometry in the audit trail."""
+        before = form.initial.get(self.geometry_field)
+        after = getattr(obj, self.geometry_field)
+        audit.record(
+            AuditAction.GEOMETRY_CHANGE,
+            kind=self.audit_kind,
+            object_id=obj.pk,
+            code=obj.code,
+            project=self.project_of(obj),
+            actor=request.user,
+            changes={
+                "field": self.geometry_field,
+                "area_m2": {
+                    "from": round(before.area, 2) if before else None,
+                    "to": round(after.area, 2),
+                },
+            },
+        )
+
+    def project_of(self, obj):
+        """Return the project the object belongs to, for the audit record."""
         return None
 
 
 @admin.register(Project, site=admin_site)
 class ProjectAdmin(MapAdmin):
     announce = staticmethod(changes.announce_projects)
+    geometry_field, audit_kind = "boundary", "project"
+
+    def project_of(self, obj):
+        return obj
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -283,9 +317,10 @@ class ParcelAdmin(MapAdmin):
             obj.pk = created.pk
             return
         # Only the editable model fields: status never comes from a (stale) form.
+        # The service keeps a replaced geometry as a revision, records the edit
+        # and announces where the parcel is now.
         changes.announce_parcels([obj.pk])  # where it was
-        obj.save(update_fields=[*ParcelAdminForm.Meta.fields, "updated_at"])
-        changes.announce_parcels([obj.pk])  # where it is
+        services.parcel_edit(parcel=obj, actor=request.user)
         changes.announce_buildings_on([obj.pk])  # they show its code and project
         if data.get("new_status"):
             services.parcel_transition(
@@ -332,6 +367,11 @@ def _building_action(target: BuildingStatus):
 @admin.register(Building, site=admin_site)
 class BuildingAdmin(MapAdmin):
     announce = staticmethod(changes.announce_buildings)
+    geometry_field, audit_kind = "footprint", "building"
+
+    def project_of(self, obj):
+        return obj.parcel.project_id
+
     list_display = [
         "code",
         "parcel",
@@ -391,6 +431,25 @@ class ExportLogAdmin(HistoryAdmin):
     list_display = ["at", "user", "format", "channel", "features", "total_area_m2"]
     list_filter = ["format", "channel"]
     search_fields = ["user__username", "sha256"]
+
+
+@admin.register(AuditRecord, site=admin_site)
+class AuditRecordAdmin(HistoryAdmin):
+    """The audit trail, read-only: nobody adds, changes or deletes a record."""
+
+    list_display = [
+        "at",
+        "actor_username",
+        "action",
+        "object_kind",
+        "object_code",
+        "project_code",
+        "channel",
+        "remote_addr",
+    ]
+    list_filter = ["action", "channel", "object_kind"]
+    search_fields = ["actor_username", "object_code", "project_code"]
+    date_hierarchy = "at"
 
 
 @admin.register(Membership, site=admin_site)

@@ -9,3 +9,7 @@ class RegistryConfig(AppConfig):
 
     name = "registry"
     verbose_name = _("Land consolidation registry")
+
+    def ready(self) -> None:
+        """Connect the audit trail's receivers (roles, accounts, tokens, exports)."""
+        from registry import audit  # noqa: F401

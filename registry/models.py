@@ -8,9 +8,10 @@ may change (the workflow, who may do what) live in ``registry/services.py``.
 
 from django.conf import settings
 from django.contrib.gis.db import models
-from django.contrib.postgres.indexes import GistIndex
+from django.contrib.postgres.indexes import GinIndex, GistIndex
 from django.db.models import F, Func, Q
 from django.db.models.lookups import Exact
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from registry.choices import (
@@ -323,7 +324,9 @@ class ParcelRevision(models.Model):
     A re-survey replaces a parcel's geometry and attributes; the previous ones are
     kept here, so the registry can always say what a parcel looked like before
     and undo an import. ``import_batch_id`` names the ``importers.ImportBatch``
-    (a plain number: the registry does not depend on the importers). Append-only,
+    (a plain number: the registry does not depend on the importers). An
+    administrator's edit of the geometry in the admin is kept the same way (kind
+    ``edited``, no batch), so as-of figures and undo see it too. Append-only,
     like the status history (migration 0005).
     """
 
@@ -332,6 +335,7 @@ class ParcelRevision(models.Model):
     class Kind(models.TextChoices):
         UPDATED = "updated", _("Re-surveyed by import")
         UNDONE = "undone", _("Import undone")
+        EDITED = "edited", _("Edited in the admin")
 
     parcel = models.ForeignKey(
         Parcel,
@@ -340,7 +344,8 @@ class ParcelRevision(models.Model):
         related_name="revisions",
     )
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
-    import_batch_id = models.BigIntegerField(_("import batch"))
+    # None for an edit in the admin (kind "edited"), which no import made.
+    import_batch_id = models.BigIntegerField(_("import batch"), null=True, blank=True)
     old_geom = models.MultiPolygonField(
         _("previous geometry"), srid=STORAGE_SRID, null=True, blank=True
     )
@@ -364,8 +369,12 @@ class ParcelRevision(models.Model):
         ordering = ["parcel_id", "at", "pk"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=["updated", "undone"]),
+                condition=Q(kind__in=["updated", "undone", "edited"]),
                 name="parcelrevision_kind_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="edited") | Q(import_batch_id__isnull=False),
+                name="parcelrevision_import_names_batch",
             ),
         ]
         indexes = [
@@ -374,6 +383,8 @@ class ParcelRevision(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.import_batch_id is None:
+            return f"{self.parcel_id}: {self.kind}"
         return f"{self.parcel_id}: {self.kind} (batch {self.import_batch_id})"
 
 
@@ -527,3 +538,103 @@ class ParcelTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id} {self.land_class} {self.status} {self.street}"
+
+
+class AuditAction(models.TextChoices):
+    """What an audit record records."""
+
+    PARCEL_CREATED = "parcel_created", _("Parcel registered")
+    STATUS_MOVE = "status_move", _("Status moved")
+    BULK_MOVE = "bulk_move", _("Status moved in bulk")
+    BUILDING_STATUS = "building_status", _("Building status recorded")
+    GEOMETRY_CHANGE = "geometry_change", _("Geometry changed")
+    PARCEL_EDITED = "parcel_edited", _("Parcel edited")
+    ROLE_GRANTED = "role_granted", _("Role granted")
+    ROLE_CHANGED = "role_changed", _("Role changed")
+    ROLE_REVOKED = "role_revoked", _("Role revoked")
+    ACCOUNT_FLAGS = "account_flags", _("Account rights changed")
+    IMPORT_COMMITTED = "import_committed", _("Import committed")
+    IMPORT_UNDONE = "import_undone", _("Import undone")
+    EXPORT = "export", _("Export")
+    TOKEN_CREATED = "token_created", _("API token created")
+    TOKEN_REVOKED = "token_revoked", _("API token revoked")
+
+
+class AuditChannel(models.TextChoices):
+    """How a change came in."""
+
+    WEB = "web", _("Web page")
+    API = "api", _("API")
+    COMMAND = "command", _("Command")
+    WORKER = "worker", _("Job worker")
+
+
+class AuditRecord(models.Model):
+    """One entry of the audit trail: who changed what, when, and from where.
+
+    Every change of status, geometry or role, every import, undo and export
+    writes one, in the same transaction as the change (``registry.audit``), so a
+    change that rolls back leaves none and a committed one always has one.
+    A database trigger (migration 0009) refuses UPDATE, DELETE and TRUNCATE:
+    nobody rewrites the trail through the app, the admin shows it read-only.
+    The one exception the trigger admits is Django's own ``SET NULL`` of
+    ``actor`` when a user is deleted; the username stays, as text. The project
+    is a plain reference (no constraint) with its code kept beside it, so that
+    deleting a project (the demo loader does) never touches the trail.
+    """
+
+    Action = AuditAction
+    Channel = AuditChannel
+
+    at = models.DateTimeField(_("when"), default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_username = models.CharField(_("actor's username"), max_length=150)
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
+    object_kind = models.CharField(_("object kind"), max_length=20)
+    object_id = models.BigIntegerField(_("object id"), null=True, blank=True)
+    object_code = models.CharField(_("object code"), max_length=255, blank=True)
+    project = models.ForeignKey(
+        Project,
+        verbose_name=_("project"),
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    project_code = models.CharField(_("project code"), max_length=16, blank=True)
+    changes = models.JSONField(_("what changed"), default=dict, blank=True)
+    remote_addr = models.GenericIPAddressField(
+        _("remote address"), null=True, blank=True
+    )
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    user_agent = models.CharField(_("user agent"), max_length=400, blank=True)
+    host = models.CharField(_("host"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("audit record")
+        verbose_name_plural = _("audit records")
+        ordering = ["-at", "-pk"]
+        constraints = [
+            _choice_constraint("auditrecord", "action", AuditAction),
+            _choice_constraint("auditrecord", "channel", AuditChannel),
+        ]
+        indexes = [
+            models.Index(fields=["-at", "-id"], name="audit_at"),
+            models.Index(fields=["project", "-at"], name="audit_project_at"),
+            models.Index(fields=["actor_username", "-at"], name="audit_actor_at"),
+            models.Index(fields=["object_code"], name="audit_object_code"),
+            GinIndex(
+                fields=["changes"], name="audit_changes", opclasses=["jsonb_path_ops"]
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_username} {self.action}"

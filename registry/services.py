@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from registry import access, changes
+from registry import access, audit, changes
 from registry.choices import BUILDING_DONE_STATUSES, BuildingStatus, LandClass
 from registry.errors import (
     BulkTransitionRefused,
@@ -26,9 +26,11 @@ from registry.errors import (
     TransitionRefused,
 )
 from registry.models import (
+    AuditAction,
     Building,
     BuildingStatusChange,
     Parcel,
+    ParcelRevision,
     ParcelStatusChange,
     Project,
 )
@@ -80,6 +82,19 @@ def parcel_create(
             at=timezone.now(),
             reason=reason,
         )
+        audit.record(
+            AuditAction.PARCEL_CREATED,
+            kind="parcel",
+            object_id=parcel.pk,
+            code=parcel.code,
+            project=project,
+            actor=actor,
+            changes={
+                "to_status": Status.SURVEYED,
+                "land_class": land_class,
+                "reason": reason,
+            },
+        )
         changes.announce_parcels([parcel.pk])
     parcel.refresh_from_db(fields=["area_m2"])
     return parcel
@@ -124,6 +139,15 @@ def parcel_transition(
         )
         locked.save(update_fields=["status", "banked_on", "bank_ref", "updated_at"])
         change.save()
+        audit.record(
+            AuditAction.STATUS_MOVE,
+            kind="parcel",
+            object_id=locked.pk,
+            code=locked.code,
+            project=locked.project_id,
+            actor=actor,
+            changes=_move_changes(change),
+        )
         changes.announce_parcels([locked.pk])
     _copy_status(locked, into=parcel)
     return change
@@ -206,6 +230,7 @@ def parcel_transition_bulk(
             locked, ["status", "banked_on", "bank_ref", "updated_at"], batch_size=2000
         )
         ParcelStatusChange.objects.bulk_create(moves, batch_size=2000)
+        _record_bulk(locked, moves, actor=actor)
         changes.announce_parcels(ids)
     return moves
 
@@ -330,9 +355,163 @@ def building_set_status(
         )
         locked.status = to_status
         locked.save(update_fields=["status", "updated_at"])
+        audit.record(
+            AuditAction.BUILDING_STATUS,
+            kind="building",
+            object_id=locked.pk,
+            code=locked.code,
+            project=locked.parcel.project_id,
+            actor=actor,
+            changes={
+                "parcel": locked.parcel.code,
+                "from_status": current,
+                "to_status": to_status,
+                "reason": reason,
+            },
+        )
         changes.announce_buildings([locked.pk])
     building.status = locked.status
     return change
+
+
+# The fields of a parcel an administrator may edit in the admin.
+EDITABLE_FIELDS = (
+    "code",
+    "project",
+    "land_class",
+    "street",
+    "geom",
+    "declared_area_m2",
+)
+
+
+def parcel_edit(*, parcel: Parcel, actor: AbstractBaseUser) -> list[str]:
+    """Save an administrator's edit of ``parcel``'s code, project, class or shape.
+
+    ``parcel`` carries the new values in memory. The previous geometry, land
+    class and declared area are kept as a ``ParcelRevision`` (kind ``edited``)
+    when any of them changes, so as-of figures, exports and the undo of an
+    earlier import see the edit; an audit record names every changed field.
+    Return the names of the fields that changed. Status is never written here.
+    """
+    if not access.is_registry_admin(actor):
+        raise PermissionRefused(
+            _("Only registry administrators may edit parcel %(code)s."),
+            code=parcel.code,
+        )
+    with transaction.atomic():
+        before = Parcel.objects.select_for_update().get(pk=parcel.pk)
+        parcel.geom = _as_storage_multipolygon(parcel.geom)
+        changed = [name for name in EDITABLE_FIELDS if not _same(before, parcel, name)]
+        if not changed:
+            return []
+        now = timezone.now()
+        revision = None
+        if {"geom", "land_class", "declared_area_m2"} & set(changed):
+            revision = ParcelRevision.objects.create(
+                parcel=before,
+                kind=ParcelRevision.Kind.EDITED,
+                old_geom=before.geom,
+                old_land_class=before.land_class,
+                old_declared_area_m2=before.declared_area_m2,
+                actor=actor,
+                at=now,
+            )
+        parcel.updated_at = now
+        parcel.save(update_fields=[*EDITABLE_FIELDS, "updated_at"])
+        parcel.refresh_from_db(fields=["area_m2"])
+        edits = {
+            name: {
+                "from": _field_value(before, name),
+                "to": _field_value(parcel, name),
+            }
+            for name in changed
+            if name != "geom"
+        }
+        if "geom" in changed:
+            edits["area_m2"] = {
+                "from": round(before.area_m2, 2),
+                "to": round(parcel.area_m2, 2),
+            }
+        if revision is not None:
+            edits["revision"] = revision.pk
+        audit.record(
+            AuditAction.GEOMETRY_CHANGE
+            if "geom" in changed
+            else AuditAction.PARCEL_EDITED,
+            kind="parcel",
+            object_id=parcel.pk,
+            code=parcel.code,
+            project=parcel.project_id,
+            actor=actor,
+            changes=edits,
+        )
+        changes.announce_parcels([parcel.pk])
+    return changed
+
+
+def _same(before: Parcel, after: Parcel, name: str) -> bool:
+    """Return whether field ``name`` is unchanged from ``before`` to ``after``."""
+    if name == "geom":
+        # A geometry sent back by the map widget unedited may differ in the
+        # last digits; a tenth of a millimetre is no re-survey.
+        return before.geom.equals_exact(after.geom, 1e-4)
+    if name == "project":
+        return before.project_id == after.project_id
+    return getattr(before, name) == getattr(after, name)
+
+
+def _field_value(parcel: Parcel, name: str):
+    """Return the readable value of a parcel field, for the audit record."""
+    if name == "project":
+        return (
+            Project.objects.filter(pk=parcel.project_id)
+            .values_list("code", flat=True)
+            .first()
+        )
+    return getattr(parcel, name)
+
+
+def _move_changes(change: ParcelStatusChange) -> dict:
+    """Return what a status move changed, for its audit record."""
+    moved = {
+        "move": change.move,
+        "from_status": change.from_status,
+        "to_status": change.to_status,
+        "reason": change.reason,
+        "evidence_ref": change.evidence_ref,
+    }
+    if change.banked_on:
+        moved.update(banked_on=change.banked_on, bank_ref=change.bank_ref)
+    return moved
+
+
+def _record_bulk(
+    parcels: list[Parcel], moves: list[ParcelStatusChange], *, actor
+) -> None:
+    """Record a bulk move: one audit record per project it touched."""
+    by_project: dict[int | None, list[tuple[Parcel, ParcelStatusChange]]] = {}
+    for parcel, move in zip(parcels, moves, strict=True):
+        by_project.setdefault(parcel.project_id, []).append((parcel, move))
+    for project_id, pairs in sorted(by_project.items(), key=lambda kv: kv[0] or 0):
+        first = pairs[0][1]
+        from_statuses: dict[str, int] = {}
+        for _parcel, move in pairs:
+            from_statuses[move.from_status] = from_statuses.get(move.from_status, 0) + 1
+        summary = _move_changes(first)
+        del summary["from_status"], summary["move"]
+        audit.record(
+            AuditAction.BULK_MOVE,
+            kind="parcel",
+            project=project_id,
+            actor=actor,
+            changes={
+                **summary,
+                "count": len(pairs),
+                "from_statuses": from_statuses,
+                "parcels": [parcel.code for parcel, _move in pairs],
+            },
+        )
 
 
 def _apply(

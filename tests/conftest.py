@@ -8,6 +8,7 @@ a Django superuser, so the tests exercise the role itself.
 
 import pytest
 from django.conf import settings
+from django.db.backends.signals import connection_created
 from django.test import Client
 
 from registry.choices import Role
@@ -15,6 +16,21 @@ from tests.factories import ProjectFactory, UserFactory, user_with_role
 
 # Headless Chromium fixtures for page tests.
 pytest_plugins = ["tests.browser"]
+
+
+def allow_audit_truncate(sender, connection, **kwargs) -> None:
+    """Let the test database be emptied between tests, audit trail included.
+
+    Transactional tests end with Django's flush, a TRUNCATE of every table,
+    which the audit trail refuses unless the session allows it (migration
+    registry 0009); only the test suite does.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET registry.allow_audit_truncate = 'on'")
+
+
+connection_created.connect(allow_audit_truncate, dispatch_uid="allow_audit_truncate")
 
 
 @pytest.fixture(autouse=True)
