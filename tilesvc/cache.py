@@ -67,8 +67,13 @@ def put(key: str, data: bytes) -> str:
     tile gives it a new generation, so hashing 100 KB per tile is not needed.
     """
     etag = etag_of(key)
-    _cache().set(key, (data, etag), TTL_S)
+    keep(key, data, etag)
     return etag
+
+
+def keep(key: str, data: bytes, etag: str) -> None:
+    """Keep the tile drawn for ``key`` with its ETag (``etag_of(key)``)."""
+    _cache().set(key, (data, etag), TTL_S)
 
 
 def etag_of(key: str) -> str:

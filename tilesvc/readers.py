@@ -4,8 +4,15 @@ Tiles are read by the map pages (a session) and by GIS clients (an API token),
 so both are accepted; either way the user needs a role in the registry. A
 refusal is JSON that says what was wrong, in Chinese and English, with the HTTP
 status that fits it.
+
+A vector tile that has to be drawn checks its caller in the statement that draws
+it (``Caller``): the token's user and roles, or a session user's roles, are read
+in the same round trip as the tile, and the tile is only drawn for a reader.
 """
 
+from dataclasses import dataclass
+
+from django.db import connection
 from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import AuthenticationFailed
@@ -13,6 +20,23 @@ from rest_framework.exceptions import AuthenticationFailed
 from registry import access
 from registry.errors import NotLoggedIn, RegistryError
 from registry.token_auth import TokenWithRolesAuthentication
+
+READER = "reader"
+_NO_ROLE, _INACTIVE, _UNKNOWN = "no_role", "inactive", "unknown"
+
+# One row whatever the caller: a verdict the view turns into an answer.
+_VERDICT = f"""
+    SELECT CASE WHEN u.id IS NULL THEN '{_UNKNOWN}'
+                WHEN NOT u.is_active THEN '{_INACTIVE}'
+                WHEN {access.READER_SQL} THEN '{READER}'
+                ELSE '{_NO_ROLE}' END AS verdict
+    FROM (SELECT 1) one {{users}}
+"""  # noqa: S608  (constants; the key or id is a parameter)
+_BY_TOKEN = _VERDICT.format(
+    users="LEFT JOIN (authtoken_token t JOIN auth_user u ON u.id = t.user_id)"
+    " ON t.key = %s"
+)
+_BY_ID = _VERDICT.format(users="LEFT JOIN auth_user u ON u.id = %s")
 
 
 def tile_reader(request):
@@ -24,10 +48,71 @@ def tile_reader(request):
         except AuthenticationFailed:
             found = None
         if found is None:
-            raise NotLoggedIn(_("Log in, or send an API token, to read map tiles."))
+            raise _not_logged_in()
         user = found[0]
     access.refuse_unless_reader(user)
     return user
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, as far as is known without the database; checked in SQL.
+
+    ``sql`` selects one row with one column, ``verdict``; ``admit`` turns it
+    into a refusal unless it is ``READER``. The same check as ``tile_reader``:
+    a session's user (Django has read it) or an API token (DRF's header rules),
+    active, with a role (``access.READER_SQL``).
+    """
+
+    sql: str
+    params: tuple
+
+    @classmethod
+    def of(cls, request) -> "Caller":
+        """Return the caller of ``request``; refuse one with neither credential."""
+        user = request.user
+        if user.is_authenticated:
+            return cls(_BY_ID, (user.pk,))
+        try:
+            key = _TokenKey().authenticate(request)
+        except AuthenticationFailed:
+            key = None
+        if key is None:
+            raise _not_logged_in()
+        return cls(_BY_TOKEN, (key[1],))
+
+    @property
+    def gate(self) -> tuple[str, tuple, str]:
+        """Return the check for a statement to run first (``vector.render_gated``)."""
+        return self.sql, self.params, READER
+
+    def check(self) -> None:
+        """Refuse the caller unless a reader (one query of its own)."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            (verdict,) = cursor.fetchone()
+        self.admit(verdict)
+
+    @staticmethod
+    def admit(verdict: str) -> None:
+        """Raise the refusal ``verdict`` stands for, unless it is ``READER``."""
+        if verdict == READER:
+            return
+        if verdict == _NO_ROLE:
+            access.refuse_unless_reader(access.Grants())  # the one wording
+        raise _not_logged_in()
+
+
+class _TokenKey(TokenWithRolesAuthentication):
+    """DRF's reading of ``Authorization: Token …``, without the lookup."""
+
+    def authenticate_credentials(self, key):
+        """Return the key as read from the header; it is checked in SQL."""
+        return None, key
+
+
+def _not_logged_in() -> NotLoggedIn:
+    return NotLoggedIn(_("Log in, or send an API token, to read map tiles."))
 
 
 def refusal(error: RegistryError) -> JsonResponse:

@@ -199,3 +199,46 @@ def render(
         cursor.execute(sql, params)
         (data,) = cursor.fetchone()
     return bytes(data or b"")
+
+
+def gated_tile_sql(
+    gate: tuple[str, Sequence, str],
+    layer: Layer,
+    z: int,
+    x: int,
+    y: int,
+    filters: dict[str, Sequence[str]],
+) -> tuple[str, list]:
+    """Return the tile's statement behind a check: (verdict, tile) in one row.
+
+    ``gate`` is (SQL selecting one row with a ``verdict`` column, its
+    parameters, the verdict that lets the tile be drawn). The tile is a scalar
+    subquery PostgreSQL evaluates only when the verdict lets it through.
+    """
+    check, check_params, passing = gate
+    sql, params = tile_sql(layer, z, x, y, filters)
+    gated = f"""
+        WITH caller AS ({check})
+        SELECT caller.verdict, CASE WHEN caller.verdict = %s THEN ({sql}) END
+        FROM caller
+    """  # noqa: S608  (the callers' constant SQL; values are parameters)
+    return (
+        gated,
+        [*check_params, passing, *params],
+    )
+
+
+def render_gated(
+    gate: tuple[str, Sequence, str],
+    layer: Layer,
+    z: int,
+    x: int,
+    y: int,
+    filters: dict[str, Sequence[str]],
+) -> tuple[str, bytes]:
+    """Return the gate's verdict and, if it passed, the tile (see ``render``)."""
+    sql, params = gated_tile_sql(gate, layer, z, x, y, filters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        verdict, data = cursor.fetchone()
+    return verdict, bytes(data or b"")

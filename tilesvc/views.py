@@ -5,7 +5,9 @@ registry, like every other read. Errors are JSON that says what was wrong, in
 Chinese and English.
 """
 
+import logging
 import time
+from functools import partial
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
@@ -17,9 +19,10 @@ from django.views.decorators.http import require_safe
 from registry import query_params
 from registry.errors import BadQuery, NotFound, RegistryError
 from tilesvc import cache, vector
-from tilesvc.readers import refusal, tile_reader
+from tilesvc.readers import Caller, refusal, tile_reader
 
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+log = logging.getLogger(__name__)
 
 
 def _layer(name: str) -> vector.Layer:
@@ -53,62 +56,104 @@ def _filters(request, layer: vector.Layer) -> dict[str, list[str]]:
     return filters
 
 
-@login_not_required  # tokens are checked here; anonymous users get a 401
+class _TileResponse(HttpResponse):
+    """A tile's response that keeps a freshly drawn tile once it has been sent.
+
+    The WSGI server calls ``close`` after the last byte has gone out, so the
+    client does not wait for the cache write. The key was fixed before the tile
+    was drawn, so keeping it late is as safe as keeping it at once: a change in
+    between has already given the tile a new generation, and the late entry is
+    never asked for.
+    """
+
+    keep = None
+
+    def close(self):
+        """Keep the tile (a failure only costs a redraw), then finish."""
+        try:
+            if self.keep is not None:
+                self.keep()
+        except Exception:
+            log.exception("could not keep a tile in the cache")
+        finally:
+            super().close()
+
+
+@login_not_required  # sessions and tokens are checked here; anonymous gets a 401
 @require_safe
 def tile(request, layer: str, z: int, x: int, y: int):
-    """Return one vector tile (204 when nothing is there)."""
+    """Return one vector tile (204 when nothing is there).
+
+    A tile that has to be drawn is drawn by the statement that checks the
+    caller (``readers.Caller``); a cached one after the caller's own check.
+    """
     started = time.perf_counter()
     try:
-        tile_reader(request)
-        spec = _layer(layer)
-        if not 0 <= z <= spec.maxzoom or not (0 <= x < 2**z and 0 <= y < 2**z):
-            raise NotFound(
-                _("There is no tile %(z)s/%(x)s/%(y)s in layer %(layer)s."),
-                z=z,
-                x=x,
-                y=y,
-                layer=spec.id,
-            )
-        filters = _filters(request, spec)
+        caller = Caller.of(request)  # no query yet, but no credentials: 401
+        try:
+            spec, filters = _tile_asked(request, layer, z, x, y)
+        except RegistryError:
+            caller.check()  # without a role, not even what is wrong is said
+            raise
+        if z < spec.minzoom:
+            caller.check()
+            data, etag, source, keep = b"", "empty", "none", None
+            looked_up = drawn = time.perf_counter()
+        else:
+            key = cache.tile_key(spec, z, x, y, filters)
+            hit = cache.get(key)
+            looked_up = time.perf_counter()
+            if hit is None:
+                verdict, data = vector.render_gated(caller.gate, spec, z, x, y, filters)
+                caller.admit(verdict)
+                etag, source = cache.etag_of(key), "miss"
+                keep = partial(cache.keep, key, data, etag)
+            else:
+                caller.check()
+                (data, etag), source, keep = hit, "hit", None
+            drawn = time.perf_counter()
     except RegistryError as error:
         return refusal(error)
-    checked = time.perf_counter()
-    rendered = stored = checked
-    if z < spec.minzoom:
-        data, etag, source = b"", "empty", "none"
-    else:
-        key = cache.tile_key(spec, z, x, y, filters)
-        hit = cache.get(key)
-        if hit is None:
-            data = vector.render(spec, z, x, y, filters)
-            rendered = time.perf_counter()
-            etag, source = cache.put(key, data), "miss"
-            stored = time.perf_counter()
-        else:
-            (data, etag), source = hit, "hit"
     quoted = f'"{etag}"'
     if quoted in request.headers.get("If-None-Match", ""):
-        response = HttpResponse(status=304)
+        response = _TileResponse(status=304)
     elif not data:
-        response = HttpResponse(status=204)
+        response = _TileResponse(status=204)
     else:
-        response = HttpResponse(data, content_type=MEDIA_TYPE)
+        response = _TileResponse(data, content_type=MEDIA_TYPE)
+    response.keep = keep
     response["ETag"] = quoted
     # Tiles change whenever a parcel under them does: the browser keeps them but
     # asks each time (answered by a 304 when nothing changed). Private: the
     # tiles are behind a login.
     response["Cache-Control"] = "private, no-cache"
     response["X-Tile-Cache"] = source
-    # Time spent in the view, and in its parts (the access check, rendering,
-    # keeping the tile), for the benchmark and for the browser's network panel.
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    parts = [f'tile;dur={elapsed_ms:.2f};desc="{source}"']
-    parts.append(f"access;dur={(checked - started) * 1000:.2f}")
-    if source == "miss":
-        parts.append(f"render;dur={(rendered - checked) * 1000:.2f}")
-        parts.append(f"store;dur={(stored - rendered) * 1000:.2f}")
-    response["Server-Timing"] = ", ".join(parts)
+    # Time spent in the view, and in its parts (finding the tile's cache entry;
+    # then checking the caller and drawing the tile, one statement for a miss),
+    # for the benchmark and for the browser's network panel. Keeping a drawn
+    # tile happens after the response has been sent.
+    ms = 1000
+    response["Server-Timing"] = (
+        f'tile;dur={(time.perf_counter() - started) * ms:.2f};desc="{source}", '
+        f"lookup;dur={(looked_up - started) * ms:.2f}, "
+        f"{'render' if source == 'miss' else 'access'};"
+        f"dur={(drawn - looked_up) * ms:.2f}"
+    )
     return response
+
+
+def _tile_asked(request, layer: str, z: int, x: int, y: int):
+    """Return the layer and filters asked for, or refuse a tile that is not one."""
+    spec = _layer(layer)
+    if not 0 <= z <= spec.maxzoom or not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise NotFound(
+            _("There is no tile %(z)s/%(x)s/%(y)s in layer %(layer)s."),
+            z=z,
+            x=x,
+            y=y,
+            layer=spec.id,
+        )
+    return spec, _filters(request, spec)
 
 
 @login_not_required

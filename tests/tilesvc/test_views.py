@@ -123,3 +123,116 @@ def test_tilejson_describes_the_layer_and_keeps_the_filters(login, planner, parc
     assert layer["fields"]["cleared"] == "Boolean"
     west, south, east, north = document["bounds"]
     assert 113.7 < west < east < 114.1 and 22.6 < south < north < 22.9
+
+
+def test_a_role_is_needed_for_a_drawn_tile_and_for_a_cached_one(
+    login, planner, outsider, parcel
+):
+    token = Token.objects.create(user=outsider)
+    as_outsider = Client(HTTP_AUTHORIZATION=f"Token {token}")
+
+    not_drawn = as_outsider.get(url_of(parcel))  # nothing cached yet
+    drawn_for_the_planner = login(planner).get(url_of(parcel))
+    not_served = as_outsider.get(url_of(parcel))  # now it is cached
+    by_session = login(outsider).get(url_of(parcel))
+
+    assert drawn_for_the_planner["X-Tile-Cache"] == "miss"  # the refusal kept none
+    for refused in (not_drawn, not_served, by_session):
+        assert refused.status_code == 403
+        assert refused.json()["error"]["en"].startswith("You hold no role")
+        assert "ETag" not in refused
+
+
+def test_an_inactive_users_token_reads_no_tiles(planner, parcel):
+    token = Token.objects.create(user=planner)
+    planner.is_active = False
+    planner.save()
+
+    response = Client().get(url_of(parcel), HTTP_AUTHORIZATION=f"Token {token}")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "NotLoggedIn"
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Token", "Token a b", "Bearer x", "Token \u00e9\u00e9"]
+)
+def test_a_malformed_token_header_is_not_a_login(authorization, parcel):
+    response = Client().get(url_of(parcel), HTTP_AUTHORIZATION=authorization)
+
+    assert response.status_code == 401
+
+
+def test_a_bad_tile_request_says_nothing_to_the_anonymous_or_roleless(
+    client, login, outsider
+):
+    assert client.get("/tiles/roads/16/1/1.mvt").status_code == 401
+    assert login(outsider).get("/tiles/roads/16/1/1.mvt").status_code == 403
+    assert login(outsider).get("/tiles/parcels/5/1/1.mvt").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "persona",
+    ["planner", "analyst", "surveyor", "case_officer", "registry_admin", "outsider"],
+)
+def test_the_sql_check_of_a_reader_agrees_with_the_registrys(
+    persona, request, django_user_model
+):
+    from registry import access
+    from tilesvc.readers import READER, Caller
+
+    user = request.getfixturevalue(persona)
+    superuser = django_user_model.objects.create_superuser("root", password="x")
+    for someone in (user, superuser):
+        key = Token.objects.create(user=someone).key
+        for active in (True, False):
+            someone.is_active = active
+            someone.save()
+            by_session = _verdict(Caller.of(_session_of(someone)))
+            by_token = _verdict(Caller.of(_token_request(key)))
+
+            reads = access.can_read_registry(someone)
+            assert (by_session == READER, by_token == READER) == (reads, reads)
+
+
+def _session_of(user):
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.user = user
+    return request
+
+
+def _token_request(key):
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Token {key}")
+    request.user = AnonymousUser()
+    return request
+
+
+def _verdict(caller) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(caller.sql, caller.params)
+        return cursor.fetchone()[0]
+
+
+def test_a_drawn_tile_is_kept_once_the_response_is_sent(planner, parcel, rf):
+    from tilesvc import cache, views
+    from tilesvc.vector import PARCELS
+
+    tile = tile_of(parcel.geom, 16)
+    request = rf.get(url_of(parcel))
+    request.user = planner
+    key = cache.tile_key(PARCELS, 16, tile.x, tile.y, {})
+
+    response = views.tile(request, "parcels", 16, tile.x, tile.y)
+    kept_while_sending = cache.get(key)
+    response.close()  # what the WSGI server does after the last byte
+
+    assert response.status_code == 200
+    assert kept_while_sending is None
+    assert cache.get(key) == (response.content, response["ETag"].strip('"'))
