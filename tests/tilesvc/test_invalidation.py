@@ -6,6 +6,8 @@ so each change runs under ``committed``, which runs the on-commit callbacks as a
 real commit would (and only then: a rolled-back change announces nothing).
 """
 
+from types import SimpleNamespace
+
 import mapbox_vector_tile
 import pytest
 from django.utils import timezone
@@ -168,8 +170,10 @@ def test_renaming_a_project_in_the_admin_redraws_its_land(
     renamed.code = "GM-SC2"
     request = rf.post("/admin/")
     request.user = registry_admin
+    # What the admin's form says changed (only the code: no geometry to audit).
+    form = SimpleNamespace(changed_data=["code"], initial={})
     with committed():
-        ProjectAdmin(Project, admin_site).save_model(request, renamed, None, True)
+        ProjectAdmin(Project, admin_site).save_model(request, renamed, form, True)
 
     assert projects_shown("parcels") == {"GM-SC2"}
     assert projects_shown("buildings") == {"GM-SC2"}
