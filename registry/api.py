@@ -3,6 +3,7 @@
 import tempfile
 from pathlib import Path
 
+from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -144,9 +145,10 @@ def export_banked(request):
         as_of=parse_moment(query.get("as_of")),
     )
     name = "banked" if selection.banked_only else "parcels"
-    log = ExportLog.objects.create(
-        user=request.user, format=fmt, selection=selection.as_dict(), channel="api"
-    )
+    with transaction.atomic():  # with its audit record (registry.audit)
+        log = ExportLog.objects.create(
+            user=request.user, format=fmt, selection=selection.as_dict(), channel="api"
+        )
     if fmt == "geojson":
         manifest = exports.Manifest.begin(selection, fmt)
 

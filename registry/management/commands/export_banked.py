@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.utils.dateparse import parse_date
 
 from registry import exports
@@ -48,15 +49,16 @@ class Command(BaseCommand):
             raise CommandError(f"没有用户 / no user {opts['user']}") from error
         except RegistryError as error:
             raise CommandError(error.bilingual) from error
-        ExportLog.objects.create(
-            user=user,
-            format=opts["format"],
-            selection=selection.as_dict(),
-            features=manifest.features,
-            total_area_m2=manifest.total_area_m2,
-            sha256=manifest.sha256,
-            channel="command",
-        )
+        with transaction.atomic():  # with its audit record (registry.audit)
+            ExportLog.objects.create(
+                user=user,
+                format=opts["format"],
+                selection=selection.as_dict(),
+                features=manifest.features,
+                total_area_m2=manifest.total_area_m2,
+                sha256=manifest.sha256,
+                channel="command",
+            )
         self.stdout.write(
             f"{manifest.features} 个地块 / parcels, {manifest.total_area_m2:,.1f} m² "
             f"→ {output} (sha256 {manifest.sha256[:16]}…)"
