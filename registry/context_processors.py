@@ -23,5 +23,7 @@ def navigation(request) -> dict:
             "imports": grants.is_registry_admin
             or any(Role.SURVEYOR in roles for roles in grants.projects.values()),
             "admin": grants.is_registry_admin,
+            # registry.audit_views: admins, and members of a project for its own.
+            "audit": grants.is_registry_admin or bool(grants.projects),
         }
     }

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from registry import map_views, views
+from registry import audit_views, map_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,4 +10,6 @@ urlpatterns = [
     path("dashboard/progress.csv", views.dashboard_csv, name="dashboard-csv"),
     path("map/", map_views.district, name="map-district"),
     path("projects/<str:code>/map", map_views.project, name="map-project"),
+    path("audit/", audit_views.audit_list, name="audit"),
+    path("audit/records.csv", audit_views.audit_csv, name="audit-csv"),
 ]
