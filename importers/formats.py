@@ -114,7 +114,8 @@ def open_checked(source: Source, *, name: str) -> dict:
             file=name,
             format=source.kind.label,
             layer=source.layer,
-            error=str(error)[:300],
+            # GDAL names the private directory's path; the surveyor knows the file.
+            error=str(error).replace(str(source.path), source.path.name)[:300],
         ) from error
     reported = pyogrio.read_info(source.path, layer=source.layer)["driver"]
     if reported != source.driver:
@@ -253,7 +254,7 @@ def _check_json(path: Path, *, name: str) -> None:
     if path.suffix.lower() in JSON_SUFFIXES and len(head) < 65536:
         try:
             json.loads(head.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
             raise ImportRefused(
                 _("%(file)s is not valid UTF-8 JSON: %(error)s"),
                 file=name,
