@@ -6,10 +6,12 @@ Everything that differs between a laptop and a server comes from the environment
 for and only loopback host names are accepted.
 """
 
+import datetime
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,7 +30,16 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item]
 
 
+# DJANGO_ENV=production: a server behind TLS (README, "Running in production").
+# Then SECRET_KEY must come from the environment, DEBUG must stay off, and the
+# cookies, HSTS and the HTTPS redirect below are on. Anything else (the default,
+# "development") suits `make demo` and `make test` on loopback, without TLS.
+PRODUCTION = os.environ.get("DJANGO_ENV", "development").strip().lower() == (
+    "production"
+)
 DEBUG = env_bool("DEBUG")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when DJANGO_ENV=production.")
 
 
 def local_secret_key(path: Path) -> str:
@@ -51,6 +62,10 @@ def local_secret_key(path: Path) -> str:
     return path.read_text().strip()
 
 
+if PRODUCTION and not os.environ.get("SECRET_KEY"):
+    # Every server of an installation must share one key, kept by whoever runs
+    # them; a key made on the first start would differ between servers.
+    raise ImproperlyConfigured("DJANGO_ENV=production needs SECRET_KEY to be set.")
 SECRET_KEY = os.environ.get("SECRET_KEY") or local_secret_key(
     BASE_DIR / "var" / "secret_key"
 )
@@ -70,6 +85,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "procrastinate.contrib.django",
+    "axes",
     "spatial",
     "registry",
     "importers",
@@ -90,6 +106,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -183,6 +201,51 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# An office day: a login lasts 8 hours at most, and ends with the browser
+# unless SESSION_EXPIRE_AT_BROWSER_CLOSE=0 (the server forgets it after 8 hours
+# either way).
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", 8 * 3600))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
+# Cookies only over TLS, HSTS and the redirect to HTTPS: on in production, where
+# a TLS terminator stands in front (SECURE_SSL_REDIRECT=0 if it redirects
+# itself). SECURE_PROXY_SSL_HEADER names the header by which that proxy says
+# the client spoke HTTPS (e.g. X-Forwarded-Proto); set it only when the proxy
+# always sets or strips that header, or any client could claim HTTPS.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = int(
+    os.environ.get("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0)
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+# Browsers' preload list is for public domains; an intranet name cannot be on it,
+# so preloading is asked for only when SECURE_HSTS_PRELOAD=1.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+if _proxy_header := os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip():
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _proxy_header.upper().replace("-", "_"),
+        "https",
+    )
+# The site's own origin(s) as the browser sees them, when a proxy changes the
+# host or scheme (e.g. https://registry.example.gov.cn).
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# Login throttling (config/lockouts.py): after AXES_FAILURE_LIMIT wrong passwords
+# for one user name from one address, that pair is locked for the cool-off time.
+AUTHENTICATION_BACKENDS = [
+    "config.lockouts.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = datetime.timedelta(
+    minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", 15))
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.lockouts.locked_out"
+AXES_CLIENT_IP_CALLABLE = "config.lockouts.client_ip"
+# The registry's own admin site shows the attempts (config/lockouts.py).
+AXES_ENABLE_ADMIN = False
 
 LOGGING = {
     "version": 1,
@@ -194,6 +257,9 @@ LOGGING = {
     "loggers": {
         "procrastinate": {"level": "WARNING"},
         "numexpr": {"level": "WARNING"},
+        # django-axes announces itself at start-up and every failed login at
+        # INFO; lockouts (WARNING) are what an operator needs to see.
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -202,6 +268,9 @@ LOGGING = {
 # GDAL: uploaded CRS definitions are parsed with pyproj (importers/), and GDAL only
 # sees SRIDs from this code base.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+if not SECURE_HSTS_PRELOAD:
+    # Not preloading is the choice made above (an intranet name), not an oversight.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 # Survey uploads (importers/archive.py): bytes uploaded, bytes after unzipping,
 # entries in a zip, and the largest compression ratio of one entry.
@@ -229,9 +298,13 @@ IMPORT_UPLOAD_DIR = Path(
 AUDIT_TRUSTED_PROXIES = env_list("AUDIT_TRUSTED_PROXIES", "")
 
 REST_FRAMEWORK = {
+    # The token first: DRF answers a missing or refused login in the words of
+    # the first class, and only the token's says 401 (with WWW-Authenticate);
+    # the session's would be 403, telling a script its revoked token was a
+    # matter of permission.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "registry.token_auth.TokenWithRolesAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "config.api_errors.bilingual_exception_handler",
@@ -256,6 +329,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/(api|ogcapi)",
+    # The refusals every operation can give (400, 401, 403, 404), said once.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.rest.openapi.document_refusals",
+    ],
 }
 
 # Rendered map tiles, shared by every server process: a file cache by default
@@ -320,10 +398,15 @@ MAP_TIANDITU_URL = os.environ.get(
 )
 
 # Orthophotos (tilesvc/imagery.py): the COGs, in a private directory never served
-# directly, and what one upload may be (converted while the surveyor waits).
+# directly, and what one upload may be where the environment says so (converted
+# by a background job; the defaults are tilesvc.imagery.DEFAULT_LIMITS).
 IMAGERY_DIR = Path(os.environ.get("IMAGERY_DIR", BASE_DIR / "var" / "imagery"))
 IMAGERY_LIMITS = {
-    "upload_bytes": int(os.environ.get("IMAGERY_MAX_UPLOAD_BYTES", 512 * 1024**2)),
-    "side_px": int(os.environ.get("IMAGERY_MAX_SIDE_PX", 40_000)),
-    "pixels": int(os.environ.get("IMAGERY_MAX_PIXELS", 64_000_000)),
+    limit: int(os.environ[variable])
+    for limit, variable in [
+        ("upload_bytes", "IMAGERY_MAX_UPLOAD_BYTES"),
+        ("side_px", "IMAGERY_MAX_SIDE_PX"),
+        ("pixels", "IMAGERY_MAX_PIXELS"),
+    ]
+    if os.environ.get(variable)
 }

@@ -16,14 +16,16 @@ from tilesvc.models import Orthophoto
 @admin.register(Orthophoto, site=admin_site)
 class OrthophotoAdmin(RegistryAdminOnly, admin.ModelAdmin):
     list_display = [
-        "pk", "title", "project", "captured_on", "resolution_m", "width", "height",
+        "pk", "title", "project", "state", "captured_on", "resolution_m", "width",
+        "height",
         "band_count", "size_bytes", "uploaded_by", "uploaded_at",
     ]  # fmt: skip
-    list_filter = ["project"]
+    list_filter = ["project", "state"]
     search_fields = ["title", "source_name", "sha256", "source_sha256"]
     list_select_related = ["project", "uploaded_by"]
     readonly_fields = [
-        "project", "title", "source_name", "uploaded_by", "uploaded_at",
+        "project", "title", "source_name", "uploaded_by", "uploaded_at", "state",
+        "progress", "stage", "failure", "upload", "converted_at",
         "captured_on", "file", "source_crs", "footprint", "resolution_m", "width",
         "height", "band_count", "size_bytes", "sha256", "source_sha256",
     ]  # fmt: skip

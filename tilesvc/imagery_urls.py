@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.orthophoto_list, name="list"),
     path("projects/<int:project_id>/", views.orthophoto_list, name="project"),
     path("upload/", views.orthophoto_upload, name="upload"),
+    path("<int:pk>.json", views.status, name="status"),
     path("<int:pk>/tilejson.json", views.tilejson, name="tilejson"),
     path(
         "<int:pk>/tiles/<int:z>/<int:x>/<int:y>.png",

@@ -18,7 +18,7 @@ from django import forms
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
@@ -30,7 +30,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from registry import access
 from registry.errors import BadQuery, NotFound, RegistryError
 from registry.models import Project
-from tilesvc import imagery
+from tilesvc import imagery, tasks
 from tilesvc.models import Orthophoto
 from tilesvc.readers import refusal, tile_reader
 
@@ -96,7 +96,7 @@ class _UploadLimit(FileUploadHandler):
 @csrf_exempt  # checked by _upload, once the size limit is in place (see below)
 @require_http_methods(["GET", "POST"])
 def orthophoto_upload(request):
-    """Take an orthophoto, convert it and show the project's orthophotos."""
+    """Take an orthophoto, queue its conversion and show the project's orthophotos."""
     # Upload handlers must be set before anything reads the body, and the CSRF
     # check reads it; hence csrf_exempt here and csrf_protect on _upload.
     limit = _UploadLimit(request, imagery.limits().upload_bytes)
@@ -131,15 +131,13 @@ def _upload(request, limit: _UploadLimit):
         if valid:
             data = form.cleaned_data
             try:
-                with imagery.upload_on_disk(data["file"]) as path:
-                    orthophoto = imagery.orthophoto_ingest(
-                        project=data["project"],
-                        upload_path=path,
-                        title=data["title"],
-                        actor=request.user,
-                        name=data["file"].name,
-                        captured_on=data["captured_on"],
-                    )
+                orthophoto = tasks.submit(
+                    data["file"],
+                    project=data["project"],
+                    title=data["title"],
+                    actor=request.user,
+                    captured_on=data["captured_on"],
+                )
             except RegistryError as error:
                 form.add_error("file", error.bilingual)
             else:
@@ -162,7 +160,7 @@ def orthophoto_list(request, project_id: int | None = None):
         "tilesvc/imagery_list.html",
         {
             "project": project,
-            "orthophotos": imagery.orthophoto_list(project=project),
+            "orthophotos": imagery.orthophoto_list(project=project, every_state=True),
             "can_upload": can_upload,
         },
     )
@@ -178,6 +176,67 @@ def _readable(request, pk: int) -> Orthophoto:
     return orthophoto
 
 
+def _served(request, pk: int) -> Orthophoto:
+    """Return the orthophoto if readable and converted (only then has it tiles)."""
+    orthophoto = _readable(request, pk)
+    if orthophoto.state != Orthophoto.State.READY:
+        raise NotFound(
+            _("Orthophoto no. %(id)s has no tiles: its conversion is %(state)s."),
+            id=pk,
+            state=orthophoto.get_state_display(),
+        )
+    return orthophoto
+
+
+@login_not_required  # sessions and tokens are checked by tile_reader (401 otherwise)
+@require_safe
+def status(request, pk: int):
+    """Describe an orthophoto and where its conversion stands, as JSON.
+
+    For the list page, which polls it while a conversion runs, and for scripts
+    (with an API token) that uploaded one.
+    """
+    try:
+        orthophoto = _readable(request, pk)
+    except RegistryError as error:
+        return refusal(error)
+    return JsonResponse(
+        status_document(request, orthophoto),
+        json_dumps_params={"ensure_ascii": False},
+        headers={"Cache-Control": "private, no-cache"},
+    )
+
+
+def status_document(request, orthophoto: Orthophoto) -> dict:
+    """Return what the status endpoint says of one orthophoto."""
+    ready = orthophoto.state == Orthophoto.State.READY
+    return {
+        "id": orthophoto.pk,
+        "project": orthophoto.project.code,
+        "title": orthophoto.title,
+        "source_name": orthophoto.source_name,
+        "state": orthophoto.state,
+        "state_label": str(orthophoto.get_state_display()),
+        "progress": orthophoto.progress,
+        "stage": orthophoto.stage,
+        "stage_label": str(imagery.STAGE_LABELS.get(orthophoto.stage, "")),
+        "failure": orthophoto.failure or None,
+        "width": orthophoto.width,
+        "height": orthophoto.height,
+        "uploaded_at": orthophoto.uploaded_at.isoformat(),
+        "converted_at": (
+            orthophoto.converted_at.isoformat() if orthophoto.converted_at else None
+        ),
+        "tilejson": (
+            request.build_absolute_uri(
+                reverse("imagery:tilejson", args=[orthophoto.pk])
+            )
+            if ready
+            else None
+        ),
+    }
+
+
 def _cacheable(response: HttpResponse, etag: str, max_age: int) -> HttpResponse:
     response.headers["ETag"] = etag
     patch_cache_control(response, private=True, max_age=max_age)
@@ -189,7 +248,7 @@ def _cacheable(response: HttpResponse, etag: str, max_age: int) -> HttpResponse:
 def tile(request, pk: int, z: int, x: int, y: int, img_format: str):
     """Return one XYZ tile of the orthophoto; 204 where the photo has no pixels."""
     try:
-        orthophoto = _readable(request, pk)
+        orthophoto = _served(request, pk)
         etag = f'"{orthophoto.sha256[:32]}-{imagery.RENDERING}-{img_format}"'
         if (cached := get_conditional_response(request, etag=etag)) is not None:
             return _cacheable(cached, etag, TILE_MAX_AGE_S)
@@ -213,7 +272,7 @@ def tilejson(request, pk: int):
     See https://github.com/mapbox/tilejson-spec/tree/master/3.0.0.
     """
     try:
-        orthophoto = _readable(request, pk)
+        orthophoto = _served(request, pk)
         img_format = request.GET.get("format", "png")
         if img_format not in imagery.TILE_FORMATS:
             raise BadQuery(

@@ -124,8 +124,10 @@ def pixel(rgba: np.ndarray, tile, lon: float, lat: float) -> tuple[int, ...]:
 
 
 def files_under(directory: Path) -> list[Path]:
-    """Return every file (not folder) under ``directory``."""
-    return sorted(p for p in directory.rglob("*") if p.is_file())
+    """Return every file (not folder) under ``directory``, but its owner's mark."""
+    return sorted(
+        p for p in directory.rglob("*") if p.is_file() and p.name != ".database"
+    )
 
 
 def assert_bilingual(error, english: str) -> None:
@@ -412,7 +414,7 @@ def test_a_tiff_too_large_in_pixels_is_refused_before_reading_them(
     assert_bilingual(
         refused.value,
         "huge.tif is 50,000 × 50,000 pixels; an orthophoto may be at most 40,000 "
-        "pixels on a side and 64,000,000 pixels in all. Split it into tiles or "
+        "pixels on a side and 1,000,000,000 pixels in all. Split it into tiles or "
         "lower its resolution.",
     )
     assert_nothing_written(imagery_dir)

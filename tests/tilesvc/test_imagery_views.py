@@ -87,10 +87,13 @@ def test_a_surveyor_uploads_an_orthophoto_through_the_page(
     assert response["Location"] == f"/imagery/projects/{project.pk}/"
     assert orthophoto.source_name == "航拍.tif"
     assert str(orthophoto.captured_on) == "2026-11-20"
-    assert files_under(imagery_dir) == [imagery.cog_path(orthophoto)]
+    # Checked and kept; converted by the queue (tests/tilesvc/test_imagery_jobs.py).
+    assert (orthophoto.state, orthophoto.progress) == ("queued", 0)
+    assert files_under(imagery_dir) == [imagery_dir / orthophoto.upload]
     listing = client.get(response["Location"]).content.decode()
     assert "科学城 2026-11" in listing
-    assert f"/imagery/{orthophoto.pk}/tilejson.json" in listing
+    assert 'data-running="yes"' in listing
+    assert f"/imagery/{orthophoto.pk}/tilejson.json" not in listing  # not yet
 
 
 def test_the_upload_needs_the_csrf_token(login, surveyor, project, geotiff):
