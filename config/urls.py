@@ -10,8 +10,12 @@ from drf_spectacular.views import (
     SpectacularSwaggerView,
 )
 
+from config import lockouts
 from registry import api as registry_api
+from registry import tokens
 from registry.admin import admin_site
+
+lockouts.register(admin_site)
 
 urlpatterns = [
     path(
@@ -20,6 +24,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/token/", tokens.token_page, name="api-token"),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("admin/", admin_site.urls),
     path("imports/", include("importers.urls")),
