@@ -183,7 +183,7 @@ def _served(request, pk: int) -> Orthophoto:
         raise NotFound(
             _("Orthophoto no. %(id)s has no tiles: its conversion is %(state)s."),
             id=pk,
-            state=orthophoto.get_state_display(),
+            state=Orthophoto.State(orthophoto.state).label,  # lazy: either language
         )
     return orthophoto
 

@@ -1,0 +1,273 @@
+"""Orthophoto conversion on the real procrastinate queue: progress, failure, sweep.
+
+The upload page only checks the header and queues the job; the worker
+(``tests.importers.helpers.run_worker``, the real queue in this process) converts
+it. Jobs run in threads with connections of their own, so these tests use a
+transactional database.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.db import connection
+from procrastinate.contrib.django.models import ProcrastinateJob
+
+from tests.importers.helpers import run_worker
+from tests.tilesvc.test_imagery import (
+    BLUE,
+    HAN,
+    RED,
+    SIZE,
+    ZOOM,
+    decode,
+    files_under,
+    pixel,
+    place_in,
+    write_geotiff,
+)
+from tests.tilesvc.test_imagery_views import upload
+from tilesvc import imagery, tasks
+from tilesvc.models import Orthophoto
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def imagery_dir(settings, tmp_path) -> Path:
+    settings.IMAGERY_DIR = tmp_path / "imagery"
+    return settings.IMAGERY_DIR
+
+
+@pytest.fixture(autouse=True)
+def empty_queue(db):
+    """Start with no jobs: the queue's tables are not Django's to flush."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs")
+
+
+@pytest.fixture
+def place(project):
+    return place_in(project)
+
+
+@pytest.fixture
+def geotiff(tmp_path, place) -> Path:
+    return write_geotiff(tmp_path / "航拍.tif", west=place.west, north=place.north)
+
+
+@pytest.fixture
+def damaged(tmp_path, place) -> Path:
+    """A GeoTIFF whose header is sound and whose pixels cannot be decoded."""
+    noise = np.random.default_rng(7).integers(0, 255, (3, SIZE, SIZE), dtype="uint8")
+    path = write_geotiff(
+        tmp_path / "cut.tif",
+        west=place.west,
+        north=place.north,
+        data=noise,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+    )
+    content = bytearray(path.read_bytes())
+    middle = len(content) // 2
+    content[middle : middle + 200_000] = bytes(200_000)
+    path.write_bytes(bytes(content))
+    return path
+
+
+@pytest.fixture
+def progress_seen(monkeypatch):
+    """Return the (percent, stage) pairs the conversion writes to its row."""
+    seen = []
+    recorder = imagery._progress_recorder
+
+    def spying(orthophoto):
+        record = recorder(orthophoto)
+
+        def spied(percent, stage, **fields):
+            seen.append((percent, stage))
+            record(percent, stage, **fields)
+
+        return spied
+
+    monkeypatch.setattr(imagery, "_progress_recorder", spying)
+    return seen
+
+
+def status_of(client, orthophoto) -> dict:
+    response = client.get(f"/imagery/{orthophoto.pk}.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_an_upload_is_converted_by_the_queue_with_its_progress(
+    login, surveyor, planner, project, geotiff, imagery_dir, place, progress_seen,
+    monkeypatch,
+):  # fmt: skip
+    monkeypatch.setattr(imagery, "WINDOW_PX", 512)  # several windows to count
+    client = login(surveyor)
+    assert upload(client, geotiff, project).status_code == 302
+    orthophoto = Orthophoto.objects.get()
+    job = ProcrastinateJob.objects.get(task_name="tilesvc.convert_orthophoto")
+    assert (job.queue_name, job.args) == ("imagery", {"orthophoto_id": orthophoto.pk})
+    queued = status_of(client, orthophoto)
+    assert (queued["state"], queued["progress"], queued["tilejson"]) == (
+        "queued",
+        0,
+        None,
+    )
+    assert client.get(f"/imagery/{orthophoto.pk}/tilejson.json").status_code == 404
+
+    run_worker()
+
+    orthophoto.refresh_from_db()
+    assert (orthophoto.state, orthophoto.progress, orthophoto.stage) == (
+        "ready",
+        100,
+        "",
+    )
+    assert orthophoto.upload == "" and orthophoto.converted_at is not None
+    assert files_under(imagery_dir) == [imagery.cog_path(orthophoto)]
+    stages = [stage for _percent, stage in progress_seen]
+    assert stages[0] == stages[1] == "reprojecting"
+    assert stages[-2:] == ["compressing", "checking"]
+    percents = [percent for percent, _stage in progress_seen]
+    assert percents == sorted(percents) and percents[-1] == 97
+    assert len(set(percents)) >= 5  # the windows move it, not just the stages
+    ready = status_of(login(planner), orthophoto)
+    assert ready["state"] == "ready" and ready["progress"] == 100
+    assert (
+        ready["tilejson"] == f"http://testserver/imagery/{orthophoto.pk}/tilejson.json"
+    )
+    tile = login(planner).get(
+        f"/imagery/{orthophoto.pk}/tiles/{ZOOM}/{place.tile.x}/{place.tile.y}.png"
+    )
+    rgba = decode(tile.content)
+    assert pixel(rgba, place.tile, *place.red) == (*RED, 255)
+    assert pixel(rgba, place.tile, *place.blue) == (*BLUE, 255)
+
+
+def test_a_file_that_fails_to_convert_says_why_and_leaves_nothing(
+    login, surveyor, project, damaged, imagery_dir
+):
+    client = login(surveyor)
+    assert upload(client, damaged, project, title="坏文件").status_code == 302
+
+    run_worker()
+
+    orthophoto = Orthophoto.objects.get()
+    assert orthophoto.state == "failed"
+    assert orthophoto.failure["en"].startswith("cut.tif could not be converted: ")
+    assert files_under(imagery_dir) == []  # no COG, no upload, no scratch
+    status = status_of(client, orthophoto)
+    assert status["failure"] == orthophoto.failure
+    assert status["state_label"] == "失败"
+    listing = client.get(f"/imagery/projects/{project.pk}/").content.decode()
+    assert orthophoto.failure["zh"] in listing and orthophoto.failure["en"] in listing
+    tile = client.get(f"/imagery/{orthophoto.pk}/tiles/16/1/1.png")
+    assert tile.status_code == 404
+    assert tile.json()["error"]["en"] == (
+        f"Orthophoto no. {orthophoto.pk} has no tiles: its conversion is Failed."
+    )
+    # A failed delivery may be sent again (once it is repaired).
+    assert upload(client, damaged, project, title="再传").status_code == 302
+    assert Orthophoto.objects.count() == 2
+
+
+def test_the_map_offers_only_converted_orthophotos(login, surveyor, project, geotiff):
+    upload(login(surveyor), geotiff, project)
+
+    assert list(imagery.orthophoto_list(project=project)) == []
+    run_worker()
+    assert [o.state for o in imagery.orthophoto_list(project=project)] == ["ready"]
+
+
+def test_the_status_needs_a_login_and_a_role(client, login, outsider, surveyor,
+                                             project, geotiff):  # fmt: skip
+    upload(login(surveyor), geotiff, project)
+    orthophoto = Orthophoto.objects.get()
+
+    assert client.get(f"/imagery/{orthophoto.pk}.json").status_code == 401
+    assert login(outsider).get(f"/imagery/{orthophoto.pk}.json").status_code == 403
+    assert login(surveyor).get("/imagery/999999.json").status_code == 404
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_the_sweep_fails_interrupted_conversions_and_removes_their_files(
+    login, surveyor, project, geotiff, imagery_dir
+):
+    upload(login(surveyor), geotiff, project)
+    orthophoto = Orthophoto.objects.get()
+    kept = imagery_dir / orthophoto.upload
+    # A worker killed mid-conversion: the row converting, its job gone, scratch
+    # left behind; and a request's scratch from long ago, an orphaned upload.
+    Orthophoto.objects.filter(pk=orthophoto.pk).update(state="converting")
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs")
+    scratch = imagery_dir / "tmp"
+    (scratch / f"convert-{orthophoto.pk}-x").mkdir()
+    (scratch / f"convert-{orthophoto.pk}-x" / "warped.tif").write_bytes(b"half")
+    (scratch / "upload-old").mkdir()
+    (scratch / "upload-old" / "upload.tif").write_bytes(b"old")
+    _age(scratch / "upload-old" / "upload.tif", 2 * imagery.ORPHAN_AGE_S)
+    _age(scratch / "upload-old", 2 * imagery.ORPHAN_AGE_S)
+    (scratch / "upload-now").mkdir()  # a request receiving a file right now
+    orphan = imagery_dir / "incoming" / "feedface.tif"
+    orphan.write_bytes(b"nobody's")
+    _age(orphan, 2 * imagery.ORPHAN_AGE_S)
+
+    swept = tasks.sweep_imagery(timestamp=0)
+
+    assert swept == {"interrupted": 1, "scratch": 2, "uploads": 1}
+    orthophoto.refresh_from_db()
+    assert orthophoto.state == "failed"
+    assert orthophoto.failure["en"] == (
+        "The conversion of 航拍.tif was interrupted (the worker stopped); "
+        "upload it again."
+    )
+    assert HAN.search(orthophoto.failure["zh"].replace("航拍", ""))
+    assert not kept.exists() and not orphan.exists()
+    assert sorted(p.name for p in scratch.iterdir()) == ["upload-now"]
+
+
+def test_the_sweep_spares_a_running_conversion(
+    login, surveyor, project, geotiff, imagery_dir
+):
+    upload(login(surveyor), geotiff, project)
+    orthophoto = Orthophoto.objects.get()
+    Orthophoto.objects.filter(pk=orthophoto.pk).update(state="converting")
+    (imagery_dir / "tmp" / f"convert-{orthophoto.pk}-x").mkdir()
+
+    # Its job is still to do: the row and its files are left alone.
+    assert tasks.interrupted() == []
+    assert imagery.sweep(interrupted=tasks.interrupted())["scratch"] == 0
+    assert (imagery_dir / orthophoto.upload).exists()
+
+
+def test_the_sweep_leaves_a_directory_another_database_marked_alone(
+    login, surveyor, project, geotiff, imagery_dir
+):
+    upload(login(surveyor), geotiff, project)
+    (imagery_dir / ".database").write_text("elsewhere:5432/landreg\n")
+    orphan = imagery_dir / "incoming" / "feedface.tif"
+    orphan.write_bytes(b"theirs")
+    _age(orphan, 2 * imagery.ORPHAN_AGE_S)
+
+    assert imagery.sweep() == {"interrupted": 0, "scratch": 0, "uploads": 0}
+    assert orphan.exists()
+
+
+def test_the_limits_allow_large_deliveries_with_bounded_windows():
+    limits = imagery.limits()
+
+    assert limits.pixels == 1_000_000_000  # a 2.5 km project at 8 cm
+    assert limits.side_px == 40_000
+    # The most one window holds: 2048² pixels of 4 bytes (RGB and alpha).
+    assert imagery.WINDOW_PX**2 * 4 == 16 * 1024**2
