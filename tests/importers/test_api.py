@@ -63,7 +63,13 @@ class TestUpload:
             "imports",
             "todo",
         )
-        assert job.args == {"batch_id": batch.pk, "commit": False, "actor_id": None}
+        assert job.args == {
+            "batch_id": batch.pk,
+            "commit": False,
+            "actor_id": None,
+            # For the audit record of a commit (registry.audit_origin).
+            "origin": {"channel": "api", "remote_addr": "127.0.0.1", "user_agent": ""},
+        }
 
     def test_options_reach_the_batch(self, project, surveyor, corpus_dir):
         response = post_file(
