@@ -6,6 +6,8 @@ read the same answer, whether the refusal is the registry's own or one of the
 framework's (no login, wrong method, unreadable body).
 """
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from django.utils import translation
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -37,6 +39,12 @@ def bilingual_exception_handler(exc, context):
     """Turn refusals into 4xx JSON with the message in both languages."""
     if isinstance(exc, RegistryError):
         return _registry_refusal(exc)
+    # Django's own 404 and 403 (get_object_or_404, PermissionDenied), as DRF's
+    # handler maps them, so that they get the bilingual body too.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response

@@ -8,6 +8,7 @@ with a token (``Authorization: Token …``) or a browser session.
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.plumbing import build_array_type, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -96,14 +97,14 @@ def _visible(request, pk: int) -> ImportBatch:
     methods=["GET"],
     tags=["imports"],
     operation_id="imports_list",
-    responses={200: OpenApiTypes.OBJECT},
+    responses={200: build_array_type(build_basic_type(OpenApiTypes.OBJECT))},
 )
 @extend_schema(
     methods=["POST"],
     tags=["imports"],
     operation_id="imports_upload",
-    request={"multipart/form-data": OpenApiTypes.OBJECT},
-    responses={200: OpenApiTypes.OBJECT},
+    request={"multipart/form-data": UploadSerializer},
+    responses={202: OpenApiTypes.OBJECT},
 )
 @api_view(["GET", "POST"])
 def batches(request):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.plumbing import build_array_type, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
@@ -65,7 +66,10 @@ def progress(request):
     )
 
 
-@extend_schema(tags=["statistics"], responses={200: OpenApiTypes.OBJECT})
+@extend_schema(
+    tags=["statistics"],
+    responses={200: build_array_type(build_basic_type(OpenApiTypes.OBJECT))},
+)
 @api_view(["GET"])
 def banked(request):
     """Return the area moved into the land bank per period, and cumulatively."""
@@ -100,13 +104,20 @@ def _figures(summary: statistics.Summary) -> dict:
     }
 
 
-@extend_schema(methods=["GET"], tags=["exports"], responses={200: OpenApiTypes.BINARY})
+# GeoJSON is streamed as it is; the other formats come zipped with a manifest.
+EXPORTED = {
+    (200, "application/geo+json"): OpenApiTypes.OBJECT,
+    (200, "application/zip"): OpenApiTypes.BINARY,
+}
+
+
+@extend_schema(methods=["GET"], tags=["exports"], responses=EXPORTED)
 @extend_schema(
     methods=["POST"],
     tags=["exports"],
     operation_id="exports_banked_selection",
     request={"application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
-    responses={200: OpenApiTypes.BINARY},
+    responses=EXPORTED,
 )
 @api_view(["GET", "POST"])
 def export_banked(request):

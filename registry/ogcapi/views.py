@@ -263,7 +263,7 @@ class Items(OgcView):
         tags=["OGC API – Features"],
         operation_id="ogc_items",
         parameters=_filter_parameters(),
-        responses={200: OpenApiTypes.OBJECT},
+        responses={(200, GEOJSON): OpenApiTypes.OBJECT},
     )
     def get(self, request, collection_id: str):
         """Return one page of features as a GeoJSON FeatureCollection."""
@@ -347,7 +347,7 @@ class Item(OgcView):
         tags=["OGC API – Features"],
         operation_id="ogc_item",
         parameters=[OpenApiParameter("crs", str, description="CRS URI (CRS84)")],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={(200, GEOJSON): OpenApiTypes.OBJECT},
     )
     def get(self, request, collection_id: str, feature_id: str):
         """Return one feature as GeoJSON."""

@@ -9,6 +9,7 @@ import json
 
 from django.contrib.gis.db.models.functions import AsGeoJSON, Transform
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.plumbing import build_array_type, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
@@ -64,7 +65,7 @@ class ProjectList(APIView):
     @extend_schema(
         tags=["projects"],
         operation_id="projects_list",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: build_array_type(build_basic_type(OpenApiTypes.OBJECT))},
     )
     def get(self, request):
         """Return the projects, ordered by code."""
