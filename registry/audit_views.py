@@ -36,10 +36,46 @@ from django.views.decorators.http import require_safe
 from registry import access
 from registry.choices import PROJECT_ROLES
 from registry.models import AuditAction, AuditChannel, AuditRecord, Project
-from registry.workflow import Status
+from registry.workflow import Move, Status
 
 PAGE_SIZE = 50
 CSV_CHUNK = 2000
+
+# How the page names the kinds of objects and the keys of what changed (the
+# records keep the plain keys; these are the catalogue's existing words).
+KINDS = {
+    "parcel": gettext_lazy("parcel"),
+    "building": gettext_lazy("building"),
+    "project": gettext_lazy("project"),
+    "user": gettext_lazy("user"),
+    "import_batch": gettext_lazy("import batch"),
+    "export": gettext_lazy("export"),
+}
+KEYS = {
+    "move": gettext_lazy("move"),
+    "reason": gettext_lazy("reason"),
+    "evidence_ref": gettext_lazy("evidence reference"),
+    "banked_on": gettext_lazy("banked on"),
+    "bank_ref": gettext_lazy("land bank reference"),
+    "role": gettext_lazy("role"),
+    "project": gettext_lazy("project"),
+    "land_class": gettext_lazy("land class"),
+    "declared_area_m2": gettext_lazy("declared area (m²)"),
+    "area_m2": gettext_lazy("area (m²)"),
+    "code": gettext_lazy("parcel code"),
+    "street": gettext_lazy("street"),
+    "layer": gettext_lazy("layer"),
+    "file_name": gettext_lazy("file name"),
+    "sha256": gettext_lazy("SHA-256"),
+    "features": gettext_lazy("features"),
+    "created": gettext_lazy("created"),
+    "updated": gettext_lazy("updated"),
+    "unchanged": gettext_lazy("unchanged"),
+    "rejected": gettext_lazy("rejected"),
+    "format": gettext_lazy("format"),
+    "selection": gettext_lazy("selection"),
+    "total_area_m2": gettext_lazy("total area (m²)"),
+}
 
 
 class AuditFilter(forms.Form):
@@ -178,7 +214,14 @@ def audit_list(request):
         "registry/audit.html",
         {
             "form": form,
-            "rows": [(record, describe(record)) for record in page],
+            "rows": [
+                (
+                    record,
+                    KINDS.get(record.object_kind, record.object_kind),
+                    describe(record),
+                )
+                for record in page
+            ],
             "with_origin": with_origin,
             "filter_query": query.urlencode(),
             "next_query": next_query,
@@ -265,9 +308,11 @@ def describe(record: AuditRecord) -> str:
     for key, value in changes.items():
         if value in ("", None, [], {}):
             continue
+        if key == "move" and value in Move.values:
+            value = Move(value).label
         if isinstance(value, dict) and set(value) == {"from", "to"}:
             value = f"{_plain(value['from'])} → {_plain(value['to'])}"
-        parts.append(f"{key}: {_plain(value)}")
+        parts.append(f"{KEYS.get(key, key)}: {_plain(value)}")
     return "; ".join(parts)
 
 

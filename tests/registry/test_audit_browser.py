@@ -40,10 +40,10 @@ def test_a_move_made_in_the_admin_is_read_on_the_audit_page(
     assert cells[1:5] == [
         "audit-admin",
         "状态变更",
-        f"parcel GM-SC-0042 (#{land.pk})",
+        f"地块 GM-SC-0042 (#{land.pk})",
         "GM-SC",
     ]
-    assert "申报表 042" in cells[5]
+    assert cells[5] == "测绘评估 → 权属申报; 变更类型: 推进; 证明材料编号: 申报表 042"
     assert cells[6] == "网页"
     assert cells[7] == "127.0.0.1"
     assert "Chrome" in cells[8]

@@ -60,7 +60,9 @@ def trail(project, other_project, case_officer, case_officer_elsewhere, analyst)
 
 def shown(response) -> list[tuple[str, str]]:
     """Return (action, object code) of each record on the page, in order."""
-    return [(r.action, r.object_code) for r, _summary in response.context["rows"]]
+    return [
+        (r.action, r.object_code) for r, _kind, _summary in response.context["rows"]
+    ]
 
 
 def csv_rows(response) -> list[list[str]]:
