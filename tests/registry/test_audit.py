@@ -401,6 +401,40 @@ def test_an_admin_edit_of_a_building_footprint_is_recorded(admin_web, project, t
     assert record.project_code == "GM-SC"
 
 
+def test_an_admin_edit_of_a_project_boundary_is_recorded(admin_web, project, trail):
+    x0, y0, x1, _y1 = project.boundary.extent
+    smaller = square(x0, y0, (x1 - x0) / 2)
+
+    response = admin_web.post(
+        f"/admin/registry/project/{project.pk}/change/",
+        {
+            "code": project.code,
+            "name_zh": project.name_zh,
+            "name_en": project.name_en,
+            "kind": project.kind,
+            "street": project.street,
+            "boundary": smaller.ewkt,
+            "planned_area_m2": project.planned_area_m2,
+            "start_date": "2024-01-01",
+            "target_date": "2025-12-31",
+            "_save": "Save",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    [record] = trail()
+    assert (record.action, record.object_kind, record.project_code) == (
+        "geometry_change",
+        "project",
+        "GM-SC",
+    )
+    assert record.changes["area_m2"] == {
+        "from": 6250000.0,
+        "to": 1562500.0,
+    }
+    assert record.changes["field"] == "boundary"
+
+
 # -- roles and accounts -------------------------------------------------------
 
 
@@ -460,6 +494,16 @@ def test_a_role_granted_from_a_shell_is_recorded_with_nobody_as_actor(db, trail)
         "",
     )
     assert (record.channel, record.host) == ("command", HOST)
+
+
+def test_deactivating_a_user_is_recorded(db, trail):
+    user = UserFactory(username="u4")
+
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+    [record] = trail()
+    assert record.changes == {"is_active": {"from": True, "to": False}}
 
 
 def test_making_a_user_superuser_or_staff_is_recorded(db, trail):

@@ -10,8 +10,9 @@ import time_machine
 
 from registry import audit, services
 from registry.audit_origin import Origin, using
+from registry.choices import Role
 from registry.models import AuditRecord
-from tests.factories import ParcelFactory
+from tests.factories import ParcelFactory, user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -129,9 +130,24 @@ def test_a_case_officer_reads_their_projects_records_without_origins(
     assert login(case_officer).get(PAGE, {"project": "GM-L6"}).status_code == 400
 
 
-def test_the_page_is_read_only(admin_page):
-    assert admin_page.post(PAGE).status_code == 405
-    assert admin_page.post(CSV).status_code == 405
+@pytest.mark.parametrize("persona", ["registry_admin", "case_officer", "surveyor"])
+def test_the_page_is_read_only(persona, request, login):
+    client = login(request.getfixturevalue(persona))
+
+    for url in (PAGE, CSV):
+        assert client.get(url).status_code == 200
+        assert client.post(url).status_code == 405
+        assert client.delete(url).status_code == 405
+
+
+def test_a_surveyor_of_another_project_reads_none_of_this_ones(
+    login, other_project, trail
+):
+    elsewhere = user_with_role(Role.SURVEYOR, other_project, username="elsewhere")
+
+    response = login(elsewhere).get(PAGE, MARCH)
+
+    assert shown(response) == [("status_move", "GM-L6-0001")]
 
 
 def test_the_page_is_chinese_first(login, registry_admin, trail):
