@@ -1,5 +1,7 @@
-"""Tile tests: parcels placed on known tiles."""
+"""Tile tests: parcels placed on known tiles; an empty job queue."""
 
+import pytest
+from django.db import connection
 from pyproj import Transformer
 
 from tilesvc.vector import TMS
@@ -12,3 +14,10 @@ def tile_of(geom, z: int):
     centre = geom.centroid
     lon, lat = TO_LONLAT.transform(centre.x, centre.y)
     return TMS.tile(lon, lat, z)
+
+
+@pytest.fixture
+def empty_queue(db):
+    """Start with no jobs: the queue's tables are not Django's to flush."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs")

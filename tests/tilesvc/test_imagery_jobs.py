@@ -32,20 +32,16 @@ from tests.tilesvc.test_imagery_views import upload
 from tilesvc import imagery, tasks
 from tilesvc.models import Orthophoto
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("empty_queue"),
+]
 
 
 @pytest.fixture(autouse=True)
 def imagery_dir(settings, tmp_path) -> Path:
     settings.IMAGERY_DIR = tmp_path / "imagery"
     return settings.IMAGERY_DIR
-
-
-@pytest.fixture(autouse=True)
-def empty_queue(db):
-    """Start with no jobs: the queue's tables are not Django's to flush."""
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM procrastinate_jobs")
 
 
 @pytest.fixture
