@@ -1,19 +1,18 @@
 """Checks of each feature of a survey layer, reported row by row.
 
-Geometry checks run vectorised in shapely; overlap checks run in PostGIS, where a
-temporary table with a GiST index joins the file against itself and against the
-registered parcels in one statement each.
+Geometry checks run vectorised in shapely, a chunk of rows at a time; the checks
+between rows (duplicate codes, overlaps) run in PostGIS over the staging table
+(``importers.staging``), whose GiST index joins the file against itself and
+against the registered parcels in one statement each.
 """
 
 from collections import defaultdict
 
 import numpy as np
 import shapely
-from django.db import connection, transaction
 from django.utils.translation import gettext_lazy as _
 
 from importers.errors import Problem
-from registry.pgcopy import copy_rows
 from spatial.geometry import as_multipolygons
 
 # A file laid over the wrong place can overlap everything; list this many
@@ -136,124 +135,109 @@ def geometry(
     return multi, ok, problems
 
 
-def duplicate_codes(
-    rows: np.ndarray, codes: np.ndarray, field_name: str
-) -> list[Problem]:
-    """Report every row whose code already appeared on an earlier row."""
-    first: dict[str, int] = {}
-    problems = []
-    for row, code in zip(rows, codes, strict=True):
-        if not code:
-            continue
-        if code in first:
-            problems.append(
-                Problem.of(
-                    _("The code %(code)s is already used by row %(first)s."),
-                    row=int(row),
-                    code=code,
-                    field=field_name,
-                    first=first[code],
-                )
-            )
-        else:
-            first[code] = int(row)
-    return problems
+def duplicate_codes(cursor, field_name: str) -> list[Problem]:
+    """Report every staged row whose code already appeared on an earlier row."""
+    cursor.execute(
+        """
+        SELECT row, code, first FROM (
+            SELECT row, code, min(row) OVER (PARTITION BY code) AS first
+            FROM import_stage WHERE code <> ''
+        ) coded
+        WHERE row > first ORDER BY row
+        """
+    )
+    return [
+        Problem.of(
+            _("The code %(code)s is already used by row %(first)s."),
+            row=row,
+            code=code,
+            field=field_name,
+            first=first,
+        )
+        for row, code, first in cursor.fetchall()
+    ]
 
 
-def overlaps(
-    rows: np.ndarray,
-    codes: np.ndarray,
-    geoms: np.ndarray,
-    *,
-    tolerance_m2: float,
-) -> list[Problem]:
-    """Report overlaps above the tolerance within the file and with the registry.
+def overlaps(cursor, *, tolerance_m2: float) -> list[Problem]:
+    """Report overlaps above the tolerance between the staged rows' geometries.
 
     Only interiors count (DE-9IM ``T********``): neighbours that share an edge
-    touch, they do not overlap.
+    touch, they do not overlap. Two boxes overlapping by no more than the
+    tolerance cannot hold geometries that overlap by more, so most neighbours
+    are let go before any geometry is compared.
     """
-    if len(geoms) == 0:
-        return []
+    cursor.execute(
+        """
+        SELECT * FROM (
+            SELECT a.row, a.code, b.row, b.code,
+                   ST_Area(ST_Intersection(a.geom, b.geom)) AS area
+            FROM import_stage a JOIN import_stage b
+              ON a.geom && b.geom AND a.row < b.row
+            WHERE a.ok AND b.ok
+              AND (least(ST_XMax(a.geom), ST_XMax(b.geom))
+                   - greatest(ST_XMin(a.geom), ST_XMin(b.geom)))
+                * (least(ST_YMax(a.geom), ST_YMax(b.geom))
+                   - greatest(ST_YMin(a.geom), ST_YMin(b.geom))) > %(tolerance)s
+              AND ST_Relate(a.geom, b.geom, 'T********')
+        ) found
+        WHERE area > %(tolerance)s ORDER BY 1, 3
+        """,
+        {"tolerance": tolerance_m2},
+    )
     problems = []
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
-    pairs = left < right
-    left, right = left[pairs], right[pairs]
-    inner = shapely.relate_pattern(geoms[left], geoms[right], "T********")
-    left, right = left[inner], right[inner]
-    areas = shapely.area(shapely.intersection(geoms[left], geoms[right]))
-    for a, b, area in zip(left, right, areas, strict=True):
-        if area <= tolerance_m2:
-            continue
-        for one, other in ((a, b), (b, a)):
+    for row, code, other_row, other_code, area in cursor.fetchall():
+        for mine, my_code, theirs, their_code in (
+            (row, code, other_row, other_code),
+            (other_row, other_code, row, code),
+        ):
             problems.append(
                 Problem.of(
                     _("Overlaps %(other)s (row %(other_row)s) by %(area)s m²."),
-                    row=int(rows[one]),
-                    code=codes[one],
+                    row=mine,
+                    code=my_code,
                     field="geometry",
-                    other=codes[other],
-                    other_row=int(rows[other]),
-                    area=f"{area:.2f}",
-                )
-            )
-    for row, code, other_code, area in _registered_overlaps(
-        rows, codes, geoms, tolerance_m2
-    ):
-        if area > tolerance_m2:
-            problems.append(
-                Problem.of(
-                    _("Overlaps registered parcel %(other)s by %(area)s m²."),
-                    row=row,
-                    code=code,
-                    field="geometry",
-                    other=other_code,
+                    other=their_code,
+                    other_row=theirs,
                     area=f"{area:.2f}",
                 )
             )
     return problems
 
 
-def _registered_overlaps(rows, codes, geoms, tolerance_m2: float) -> list[tuple]:
-    """Return (row, code, registered code, area) for overlaps with the registry."""
-    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM registry_parcel "
-            "WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4547))",
-            [minx, miny, maxx, maxy],
+def registered_overlaps(cursor, *, tolerance_m2: float, bounds) -> list[Problem]:
+    """Report staged rows overlapping registered parcels of other codes."""
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM registry_parcel "
+        "WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4547))",
+        list(bounds),
+    )
+    if not cursor.fetchone()[0]:
+        return []  # nothing registered anywhere near: the usual first import
+    cursor.execute(
+        """
+        SELECT * FROM (
+            SELECT s.row, s.code, p.code,
+                   ST_Area(ST_Intersection(s.geom, p.geom)) AS area
+            FROM import_stage s JOIN registry_parcel p
+              ON p.geom && s.geom AND p.code <> s.code
+             AND ST_Relate(s.geom, p.geom, 'T********')
+            WHERE s.ok
+        ) found
+        WHERE area > %s ORDER BY row LIMIT %s
+        """,
+        [tolerance_m2, MAX_REGISTERED_OVERLAPS],
+    )
+    return [
+        Problem.of(
+            _("Overlaps registered parcel %(other)s by %(area)s m²."),
+            row=row,
+            code=code,
+            field="geometry",
+            other=other_code,
+            area=f"{area:.2f}",
         )
-        if not cursor.fetchone()[0]:
-            return []  # nothing registered anywhere near: the usual first import
-    ewkb = shapely.to_wkb(shapely.set_srid(geoms, 4547), hex=True, include_srid=True)
-    # ON COMMIT DROP: the staging table lives exactly as long as this check.
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE check_stage (row integer, code text, "
-            "geom geometry(MultiPolygon, 4547)) ON COMMIT DROP"
-        )
-        copy_rows(
-            cursor,
-            "check_stage",
-            ("row", "code", "geom"),
-            zip((int(r) for r in rows), codes, ewkb, strict=True),
-        )
-        cursor.execute(
-            """
-            SELECT * FROM (
-                SELECT s.row, s.code, p.code,
-                       ST_Area(ST_Intersection(s.geom, p.geom)) AS area
-                FROM check_stage s JOIN registry_parcel p
-                  ON p.geom && s.geom AND p.code <> s.code
-                 AND ST_Relate(s.geom, p.geom, 'T********')
-            ) found
-            WHERE area > %s ORDER BY row LIMIT %s
-            """,
-            [tolerance_m2, MAX_REGISTERED_OVERLAPS],
-        )
-        found = cursor.fetchall()
-        cursor.execute("DROP TABLE check_stage")
-    return found
+        for row, code, other_code, area in cursor.fetchall()
+    ]
 
 
 def declared_area(
@@ -299,4 +283,91 @@ def summarise(problems: list[Problem]) -> list[dict]:
     return [
         {"severity": s, "field": f, "message": m, "count": c}
         for (s, f, m), c in sorted(counts.items(), key=lambda kv: -kv[1])
+    ]
+
+
+# Staged rows whose code is registered, with the registering project.
+_ELSEWHERE = {
+    "parcels": """
+        SELECT s.row, s.code, pr.code FROM import_stage s
+        JOIN registry_parcel held ON held.code = s.code
+        LEFT JOIN registry_project pr ON pr.id = held.project_id
+    """,
+    "buildings": """
+        SELECT s.row, s.code, pr.code FROM import_stage s
+        JOIN registry_building b ON b.code = s.code
+        JOIN registry_parcel held ON held.id = b.parcel_id
+        LEFT JOIN registry_project pr ON pr.id = held.project_id
+    """,
+}
+
+
+def registered_elsewhere(cursor, *, layer: str, project_id: int, field_name: str):
+    """Report staged rows whose code another project already holds."""
+    cursor.execute(
+        _ELSEWHERE[layer] + " WHERE held.project_id IS DISTINCT FROM %s ORDER BY s.row",
+        [project_id],
+    )
+    return [
+        Problem.of(
+            _("The code is already registered in project %(other)s."),
+            row=row,
+            code=code,
+            field=field_name,
+            other=other or "—",
+        )
+        for row, code, other in cursor.fetchall()
+    ]
+
+
+def settled_changes(cursor, *, project_id: int, statuses, labels, field_name: str):
+    """Report staged rows that would change a parcel in one of ``statuses``.
+
+    Delivering such a parcel again unchanged (the same geometry, exactly) is fine.
+    """
+    cursor.execute(
+        """
+        SELECT s.row, s.code, p.status FROM import_stage s
+        JOIN registry_parcel p
+          ON p.code = s.code AND p.project_id = %s AND p.status = ANY(%s)
+        WHERE NOT (s.ok AND s.geom = p.geom) ORDER BY s.row
+        """,
+        [project_id, list(statuses)],
+    )
+    return [
+        Problem.of(
+            _(
+                "Parcel %(code)s is already “%(status)s”; only a registry "
+                "administrator may re-survey it."
+            ),
+            row=row,
+            code=code,
+            field=field_name,
+            status=labels[status],
+        )
+        for row, code, status in cursor.fetchall()
+    ]
+
+
+def unknown_parcels(cursor, *, project_id: int, project_code: str, field_name: str):
+    """Report staged buildings whose parcel is not registered in the project."""
+    cursor.execute(
+        """
+        SELECT s.row, s.code, s.parcel_code FROM import_stage s
+        WHERE NOT EXISTS (SELECT 1 FROM registry_parcel p
+                          WHERE p.code = s.parcel_code AND p.project_id = %s)
+        ORDER BY s.row
+        """,
+        [project_id],
+    )
+    return [
+        Problem.of(
+            _("Parcel %(parcel)s is not registered in project %(project)s."),
+            row=row,
+            code=code,
+            field=field_name,
+            parcel=parcel_code or "—",
+            project=project_code,
+        )
+        for row, code, parcel_code in cursor.fetchall()
     ]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+CHUNK_RECORDS = 65_536
+
 
 @dataclass(frozen=True)
 class DbfField:
@@ -43,20 +45,61 @@ class DbfError(ValueError):
 
 
 def read_dbf(path: Path, *, name_encoding: str = "gb18030") -> DbfTable:
-    """Read the table at ``path``. Field names are decoded with ``name_encoding``."""
-    # Memory-mapped: the table is read field by field, never copied whole.
-    data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else b""
-    if len(data) < 32:
-        raise DbfError("shorter than a dBASE header")
-    head = bytes(data[:32])
-    version = head[0]
-    if version & 0x07 not in (2, 3, 4, 5):
-        raise DbfError(f"version byte 0x{version:02x} is not dBASE")
-    header_count, header_length, record_length = struct.unpack("<IHH", head[4:12])
-    if header_length > len(data) or header_length < 33:
-        raise DbfError("the header is cut short")
-    header = bytes(data[:header_length])
-    language_driver = header[29]
+    """Read the table at ``path``. Field names are decoded with ``name_encoding``.
+
+    The records are read a chunk at a time and each field is kept at the width of
+    its longest value, not its declared one: a million records of three
+    80-character text fields are 240 MB on disk and a few tens in memory.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(32)
+        if len(head) < 32:
+            raise DbfError("shorter than a dBASE header")
+        version = head[0]
+        if version & 0x07 not in (2, 3, 4, 5):
+            raise DbfError(f"version byte 0x{version:02x} is not dBASE")
+        header_count, header_length, record_length = struct.unpack("<IHH", head[4:12])
+        if header_length > size or header_length < 33:
+            raise DbfError("the header is cut short")
+        header = head + handle.read(header_length - 32)
+        fields, raw_names = _descriptors(header, header_length, name_encoding)
+        if not fields or record_length < 1:
+            raise DbfError("no field descriptors")
+        if sum(f.length for f in fields) + 1 != record_length:
+            raise DbfError("field lengths do not add up to the record length")
+        if any(not f.name for f in fields) or len({f.name for f in fields}) != len(
+            fields
+        ):
+            raise DbfError("a field has no name, or two fields have the same name")
+        file_count = (size - header_length) // record_length
+        layout = np.dtype(
+            # The flag's name cannot be a field's: field names never hold a NUL.
+            [("\x00deleted", "S1")] + [(f.name, f"S{f.length}") for f in fields]
+        )
+        deleted, chunks = [], {f.name: [] for f in fields}
+        for start in range(0, file_count, CHUNK_RECORDS):
+            count = min(CHUNK_RECORDS, file_count - start)
+            records = np.frombuffer(
+                handle.read(count * record_length), dtype=layout, count=count
+            )
+            deleted.append(records["\x00deleted"] == b"*")
+            for f in fields:
+                # numpy's S dtype drops trailing NULs; dBASE pads with spaces.
+                chunks[f.name].append(_narrowed(np.char.rstrip(records[f.name], b" ")))
+    raw = {f.name: _joined(chunks.pop(f.name), f.length) for f in fields}
+    return DbfTable(
+        fields,
+        header_count,
+        file_count,
+        header[29],
+        np.concatenate(deleted) if deleted else np.zeros(0, dtype=bool),
+        raw,
+        raw_names,
+    )
+
+
+def _descriptors(header: bytes, header_length: int, name_encoding: str):
     fields, raw_names, offset = [], {}, 32
     while offset + 32 <= header_length and header[offset] != 0x0D:
         descriptor = header[offset : offset + 32]
@@ -66,24 +109,20 @@ def read_dbf(path: Path, *, name_encoding: str = "gb18030") -> DbfTable:
         fields.append(field)
         raw_names[name] = raw_name
         offset += 32
-    if not fields or record_length < 1:
-        raise DbfError("no field descriptors")
-    if sum(f.length for f in fields) + 1 != record_length:
-        raise DbfError("field lengths do not add up to the record length")
-    if any(not f.name for f in fields) or len({f.name for f in fields}) != len(fields):
-        raise DbfError("a field has no name, or two fields have the same name")
-    file_count = (len(data) - header_length) // record_length
-    layout = np.dtype(
-        # The flag's name cannot be a field's: field names never hold a NUL.
-        [("\x00deleted", "S1")] + [(f.name, f"S{f.length}") for f in fields]
-    )
-    records = np.frombuffer(data, dtype=layout, count=file_count, offset=header_length)
-    deleted = records["\x00deleted"] == b"*"
-    # numpy's S dtype drops trailing NULs; dBASE pads with spaces.
-    raw = {f.name: np.char.rstrip(records[f.name], b" ") for f in fields}
-    return DbfTable(
-        fields, header_count, file_count, language_driver, deleted, raw, raw_names
-    )
+    return fields, raw_names
+
+
+def _narrowed(values: np.ndarray) -> np.ndarray:
+    """Return ``values`` as bytes no wider than the longest of them."""
+    width = int(np.char.str_len(values).max()) if len(values) else 0
+    return values.astype(f"S{max(width, 1)}")
+
+
+def _joined(chunks: list[np.ndarray], declared: int) -> np.ndarray:
+    if not chunks:
+        return np.zeros(0, dtype=f"S{max(declared, 1)}")
+    # numpy widens every chunk to the widest one.
+    return np.concatenate(chunks)
 
 
 def shx_record_count(path: Path) -> int:

@@ -11,10 +11,11 @@ import.
 import hashlib
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import shapely
 from django.conf import settings
 from django.db import connection, transaction
@@ -22,7 +23,7 @@ from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from importers import archive, checks, formats, reading, uploads
+from importers import archive, checks, formats, reading, staging, uploads
 from importers import crs as crs_module
 from importers.errors import ImportRefused, Problem
 from importers.mapping import REQUIRED, FieldMapping, propose, source_key
@@ -30,19 +31,13 @@ from importers.models import ImportBatch, SavedMapping
 from registry import access
 from registry.choices import LandClass
 from registry.errors import PermissionRefused, RegistryError
-from registry.models import Building, Parcel, Project
-from registry.resurvey import (
-    SurveyedBuildings,
-    SurveyedParcels,
-    buildings_apply,
-    survey_apply,
-    survey_undo,
-)
+from registry.models import Project
+from registry.resurvey import Staged, buildings_apply, survey_apply, survey_undo
 from registry.workflow import CLEARED_STATUSES, Status
+from spatial.crs import STORAGE_SRID
 from spatial.service_area import service_area
 
 Progress = Callable[[int, str], None]
-PREVIEW_ROWS = 10
 PRECISION_M = 0.001
 OPEN_STATES = ("queued", "checking", "checked", "committing")
 IMPORT_LOCK = 440311  # advisory lock class of imports; the second key is the project
@@ -146,6 +141,7 @@ def run(
                     )
             checked = _check(batch, options, Path(workdir), report_progress)
             if not checked.accepted or not commit:
+                _drop_stage()
                 state = (
                     ImportBatch.State.CHECKED
                     if checked.accepted
@@ -158,7 +154,7 @@ def run(
             if options.layer == "parcels":
                 applied = survey_apply(
                     project=batch.project,
-                    parcels=checked.rows,
+                    parcels=checked.staged,
                     actor=committer,
                     import_batch_id=batch.pk,
                     at=now,
@@ -166,10 +162,11 @@ def run(
             else:
                 applied = buildings_apply(
                     project=batch.project,
-                    buildings=checked.rows,
+                    buildings=checked.staged,
                     actor=committer,
                     at=now,
                 )
+            _drop_stage()
             batch.created, batch.updated, batch.unchanged = (
                 applied.created,
                 applied.updated,
@@ -235,24 +232,58 @@ def undo(batch: ImportBatch, *, actor) -> ImportBatch:
     return locked
 
 
-class HexEwkb:
-    """Geometries as hex EWKB for COPY, converted chunk by chunk when iterated.
+# Each check's problems, in the order the checks run: rows arrive a chunk at a
+# time, but the report lists a row's problems as one pass over the file would.
+STAGES = {
+    "parcels": (
+        "reader", "crs", "code", "geometry", "service", "elsewhere", "settled",
+        "land_class", "declared", "duplicates", "overlaps", "registered",
+        "declared_area",
+    ),
+    "buildings": (
+        "reader", "crs", "code", "geometry", "service", "parcel", "elsewhere",
+        "floors", "floor_area", "legality", "owner_group", "duplicates",
+    ),
+}  # fmt: skip
 
-    Holding a million hex strings at once would double the import's memory.
-    """
 
-    CHUNK = 10_000
+class Findings:
+    """The problems found so far, by the check that found them."""
 
-    def __init__(self, geoms: np.ndarray) -> None:
-        self.geoms = geoms
+    def __init__(self, layer: str) -> None:
+        self.by_check: dict[str, list[Problem]] = {s: [] for s in STAGES[layer]}
 
-    def __len__(self) -> int:
-        return len(self.geoms)
+    def add(self, check: str, problems) -> None:
+        """Record ``problems`` found by ``check``."""
+        self.by_check[check].extend(problems)
 
-    def __iter__(self):
-        for start in range(0, len(self.geoms), self.CHUNK):
-            chunk = shapely.set_srid(self.geoms[start : start + self.CHUNK], 4547)
-            yield from shapely.to_wkb(chunk, hex=True, include_srid=True)
+    def reported(self) -> list[Problem]:
+        """Return every problem, leaving out follow-ons on rows not read.
+
+        A row the reader already rejected (a deleted record, a shape without its
+        attributes) gets no complaints about what is missing from it.
+        """
+        reader = self.by_check["reader"]
+        unread = {p.row for p in reader if p.severity == "error" and p.row}
+        return reader + [
+            p
+            for check, found in self.by_check.items()
+            if check != "reader"
+            for p in found
+            if p.row not in unread
+        ]
+
+
+@dataclass
+class Placement:
+    """Where the checked rows lie, gathered chunk by chunk."""
+
+    area: object  # the service area (shapely, prepared)
+    any_ok: bool = False
+    any_inside: bool = False
+    # A point on each row inside the area, for the GCJ-02 hint (16 bytes a row).
+    points: list = field(default_factory=list)
+    bounds: list = field(default_factory=list)  # of the stored geometries
 
 
 @dataclass
@@ -261,7 +292,7 @@ class Checked:
 
     accepted: bool
     report: dict
-    rows: SurveyedParcels | SurveyedBuildings
+    staged: Staged
     features: int
     rejected: int
 
@@ -286,60 +317,41 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     batch.crs = resolved.label[:255]
     mapping = _mapping(options, layer.field_names, name=name, project=batch.project)
     batch.mapping = mapping.as_dict()
-    problems: list[Problem] = list(layer.problems)
-    problems += resolved.warnings
+    findings = Findings(options.layer)
+    findings.add("reader", layer.problems)
+    findings.add("crs", resolved.warnings)
+    area = service_area(settings.IMPORT_SERVICE_AREA, settings.IMPORT_SERVICE_MARGIN_M)
+    shapely.prepare(area)
+    placement = Placement(area)
 
     progress(35, "checking geometry")
-    rows = layer.rows
-    codes = _text_column(layer.fields.get(mapping.fields["code"]), len(rows))
-    for i in np.flatnonzero(codes == ""):
-        problems.append(
-            Problem.of(
-                _("The code is empty."),
-                row=int(rows[i]),
-                field=mapping.fields["code"],
+    features = 0
+    with connection.cursor() as cursor:
+        staging.create(cursor, options.layer)
+        for chunk in layer.chunks():
+            findings.add("reader", chunk.problems)
+            columns = _check_chunk(
+                chunk, resolved, mapping, options, findings, placement
             )
-        )
-    geoms, ok, geometry_problems = checks.geometry(
-        rows, codes, layer.geoms, repair=options.repair
-    )
-    problems += geometry_problems
-    storage = np.full(len(geoms), None, dtype=object)
-    # Coordinates are kept to the millimetre: a survey is not more precise, and
-    # the same parcels delivered again in another CRS then compare equal.
-    storage[ok] = shapely.set_precision(
-        crs_module.to_storage(geoms[ok], resolved.crs), PRECISION_M
-    )
-    _check_service_area(storage, ok, rows, codes, layer, resolved, batch, problems)
-    # The source geometries are no longer needed; at a million parcels they are
-    # hundreds of megabytes.
-    del geoms
-    layer.geoms = None
+            staging.append(cursor, columns)
+            features += len(chunk.rows)
+            if layer.records:
+                progress(35 + 20 * features // layer.records, "checking geometry")
+        _check_placement(placement, layer, resolved, batch, options, findings)
 
-    if options.layer == "parcels":
         progress(55, "checking overlaps")
-        build = _parcel_checks(
-            rows, codes, storage, ok, layer, mapping, options, batch, problems
-        )
-    else:
-        build = _building_checks(
-            rows, codes, storage, ok, layer, mapping, batch, problems
-        )
-    progress(80, "reporting")
-    # Rows the reader already rejected (a deleted record, a shape without its
-    # attributes) get no follow-on complaints about what is missing from them.
-    unread = {p.row for p in layer.problems if p.severity == "error" and p.row}
-    problems = list(layer.problems) + [
-        p for p in problems[len(layer.problems) :] if p.row not in unread
-    ]
-    bad_rows = checks.rows_with_errors(problems)
+        staging.index(cursor)
+        if options.layer == "parcels":
+            _parcel_checks(cursor, mapping, options, batch, findings, placement)
+        else:
+            _building_checks(cursor, mapping, batch, findings)
+        progress(80, "reporting")
+        problems = findings.reported()
+        staging.reject(cursor, checks.rows_with_errors(problems))
+        valid = staging.kept(cursor)
     file_errors = [p for p in problems if p.severity == "error" and p.row is None]
-    keep = ok & ~np.isin(rows, list(bad_rows))
-    rejected = len(rows) - int(keep.sum())
-    accepted = not file_errors and (
-        rejected == 0 or (options.valid_only and bool(keep.any()))
-    )
-    payload = build(keep, HexEwkb(storage[keep]))
+    rejected = features - valid
+    accepted = not file_errors and (rejected == 0 or (options.valid_only and valid > 0))
     report = {
         "file": name,
         "format": source.kind.label,
@@ -350,14 +362,14 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
         "mapping": mapping.as_dict(),
         "fields": layer.field_names,
         "counts": {
-            "features": len(rows),
-            "valid": int(keep.sum()),
+            "features": features,
+            "valid": valid,
             "rejected": rejected,
             "errors": sum(p.severity == "error" for p in problems),
             "warnings": sum(p.severity == "warning" for p in problems),
         },
         "accepted": accepted,
-        "preview": _preview(layer, rows),
+        "preview": layer.preview,
         "summary": checks.summarise(problems),
         "problems": [
             p.as_dict()
@@ -365,126 +377,121 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
         ],
         "problems_truncated": len(problems) > REPORTED_PROBLEMS,
     }
-    return Checked(accepted, report, payload, len(rows), rejected)
+    staged = Staged(staging.ACCEPTED[options.layer], valid)
+    return Checked(accepted, report, staged, features, rejected)
 
 
-def _parcel_checks(rows, codes, storage, ok, layer, mapping, options, batch, problems):
-    """Check the parcel fields; return a builder of the rows to commit."""
-    elsewhere = (
-        Parcel.objects.filter(code__in=set(codes) - {""})
-        .exclude(project=batch.project)
-        .values_list("code", "project__code")
+def _check_chunk(chunk, resolved, mapping, options, findings, placement) -> dict:
+    """Check one chunk's rows on their own; return its columns for the stage."""
+    rows, fields = chunk.rows, mapping.fields
+    count = len(rows)
+    codes = _text_column(chunk.fields.get(fields["code"]), count)
+    findings.add(
+        "code",
+        [
+            Problem.of(_("The code is empty."), row=int(rows[i]), field=fields["code"])
+            for i in np.flatnonzero(codes == "")
+        ],
     )
-    problems += _registered_elsewhere(elsewhere, rows, codes, mapping.fields["code"])
-    # Cleared and banked land is settled: only a registry admin may re-survey it
-    # (delivering it again unchanged is fine).
-    if not access.is_registry_admin(batch.created_by):
-        settled = {
-            code: (status, shapely.from_wkb(bytes(geom.wkb)))
-            for code, status, geom in batch.project.parcels.filter(
-                code__in=set(codes) - {""},
-                status__in=[s.value for s in CLEARED_STATUSES],
-            ).values_list("code", "status", "geom")
-        }
-        changed = [
-            i
-            for i, code in enumerate(codes)
-            if code in settled
-            and not (ok[i] and shapely.equals_exact(storage[i], settled[code][1], 0))
-        ]
-        for i in changed:
-            problems.append(
-                Problem.of(
-                    _(
-                        "Parcel %(code)s is already “%(status)s”; only a registry "
-                        "administrator may re-survey it."
-                    ),
-                    row=int(rows[i]),
-                    code=codes[i],
-                    field=mapping.fields["code"],
-                    status=Status(settled[codes[i]][0]).label,
-                )
-            )
-    land_classes = _land_classes(mapping, layer, rows, codes, options, problems)
+    geoms, ok, geometry_problems = checks.geometry(
+        rows, codes, chunk.geoms, repair=options.repair
+    )
+    chunk.geoms = None  # the source geometries are not needed again
+    findings.add("geometry", geometry_problems)
+    storage = np.full(count, None, dtype=object)
+    storage[ok] = _to_storage(geoms[ok], resolved.crs)
+    del geoms
+    _place(storage, ok, rows, codes, placement, findings)
+    ewkb = np.full(count, None, dtype=object)
+    ewkb[ok] = shapely.to_wkb(
+        shapely.set_srid(storage[ok], STORAGE_SRID), hex=True, include_srid=True
+    )
+    columns = {
+        "row": pa.array(rows, pa.int32()),
+        "code": pa.array(codes, pa.string()),
+        "ok": pa.array(ok),
+        "keep": pa.array(ok),
+        "geom": pa.array(ewkb, pa.string()),
+    }
+    if options.layer == "parcels":
+        columns |= _parcel_columns(
+            chunk, rows, codes, storage, ok, mapping, options, findings
+        )
+    else:
+        columns |= _building_columns(chunk, rows, codes, storage, ok, mapping, findings)
+    return columns
+
+
+def _to_storage(geoms: np.ndarray, crs) -> np.ndarray:
+    """Return ``geoms`` in EPSG:4547, coordinates rounded to the millimetre.
+
+    A survey is not more precise, and the same parcels delivered again in another
+    CRS then compare equal. Rounded point by point, keeping the surveyor's
+    vertices in their order (GEOS's topological rounding rebuilds every ring and
+    costs ten times as much); only a ring the rounding makes invalid is rounded
+    again topologically.
+    """
+    moved = crs_module.to_storage(geoms, crs)
+    rounded = shapely.set_precision(moved, PRECISION_M, mode="pointwise")
+    broken = ~shapely.is_valid(rounded)
+    if broken.any():
+        rounded[broken] = shapely.set_precision(moved[broken], PRECISION_M)
+    return rounded
+
+
+def _parcel_columns(chunk, rows, codes, storage, ok, mapping, options, findings):
+    found: list[Problem] = []
+    land_classes = _land_classes(mapping, chunk.fields, rows, codes, options, found)
+    findings.add("land_class", found)
     declared_field = mapping.fields.get("declared_area")
+    found = []
     declared = _numbers(
-        layer.fields.get(declared_field),
-        len(rows),
-        rows,
-        codes,
-        declared_field,
-        problems,
+        chunk.fields.get(declared_field), len(rows), rows, codes, declared_field, found
     )
-    problems += checks.duplicate_codes(rows, codes, mapping.fields["code"])
-    problems += checks.overlaps(
-        rows[ok], codes[ok], storage[ok], tolerance_m2=options.overlap_tolerance_m2
-    )
+    findings.add("declared", found)
     if declared_field:
-        problems += checks.declared_area(
-            rows,
-            codes,
-            declared,
-            storage,
-            ok,
-            tolerance_pct=options.area_tolerance_pct,
-            field_name=declared_field,
+        findings.add(
+            "declared_area",
+            checks.declared_area(
+                rows,
+                codes,
+                declared,
+                storage,
+                ok,
+                tolerance_pct=options.area_tolerance_pct,
+                field_name=declared_field,
+            ),
         )
-
-    def build(keep, ewkb) -> SurveyedParcels:
-        return SurveyedParcels(
-            codes=list(codes[keep]),
-            land_classes=list(land_classes[keep]),
-            declared_areas=list(declared[keep]),
-            ewkb=ewkb,
-        )
-
-    return build
+    return {
+        "land_class": pa.array(land_classes, pa.string()),
+        "declared": pa.array(declared, pa.float64()),
+    }
 
 
-def _building_checks(rows, codes, storage, ok, layer, mapping, batch, problems):
-    """Check the building fields; return a builder of the rows to commit."""
-    fields = mapping.fields
-    parcel_codes = _text_column(layer.fields.get(fields["parcel_code"]), len(rows))
-    known = set(
-        batch.project.parcels.filter(code__in=set(parcel_codes)).values_list(
-            "code", flat=True
-        )
-    )
-    for i, parcel_code in enumerate(parcel_codes):
-        if parcel_code not in known:
-            problems.append(
-                Problem.of(
-                    _("Parcel %(parcel)s is not registered in project %(project)s."),
-                    row=int(rows[i]),
-                    code=codes[i],
-                    field=fields["parcel_code"],
-                    parcel=parcel_code or "—",
-                    project=batch.project.code,
-                )
-            )
-    elsewhere = (
-        Building.objects.filter(code__in=set(codes) - {""})
-        .exclude(parcel__project=batch.project)
-        .values_list("code", "parcel__project__code")
-    )
-    problems += _registered_elsewhere(elsewhere, rows, codes, fields["code"])
+def _building_columns(chunk, rows, codes, storage, ok, mapping, findings):
+    fields, count = mapping.fields, len(rows)
+    parcel_codes = _text_column(chunk.fields.get(fields["parcel_code"]), count)
+    found: list[Problem] = []
     floors = _numbers(
-        layer.fields.get(fields.get("floors")),
-        len(rows),
+        chunk.fields.get(fields.get("floors")),
+        count,
         rows,
         codes,
         fields.get("floors"),
-        problems,
+        found,
     )
+    findings.add("floors", found)
     floors = np.array([int(f) if f else 1 for f in floors], dtype=object)
+    found = []
     floor_area = _numbers(
-        layer.fields.get(fields.get("floor_area")),
-        len(rows),
+        chunk.fields.get(fields.get("floor_area")),
+        count,
         rows,
         codes,
         fields.get("floor_area"),
-        problems,
+        found,
     )
+    findings.add("floor_area", found)
     footprint_area = np.where(
         ok, shapely.area(np.where(ok, storage, shapely.Polygon())), 0
     )
@@ -495,49 +502,154 @@ def _building_checks(rows, codes, storage, ok, layer, mapping, batch, problems):
         ],
         dtype=object,
     )
+    found = []
     legality = _vocabulary(
-        mapping, layer, "legality", rows, codes, problems, default="unknown"
+        mapping, chunk.fields, "legality", rows, codes, found, default="unknown"
     )
+    findings.add("legality", found)
+    found = []
     owner = _vocabulary(
-        mapping, layer, "owner_group", rows, codes, problems, default=None
+        mapping, chunk.fields, "owner_group", rows, codes, found, default=None
     )
-    problems += checks.duplicate_codes(rows, codes, fields["code"])
+    findings.add("owner_group", found)
+    return {
+        "parcel_code": pa.array(parcel_codes, pa.string()),
+        "floors": pa.array(floors, pa.int32()),
+        "floor_area": pa.array(floor_area, pa.float64()),
+        "legality": pa.array(legality, pa.string()),
+        "owner_group": pa.array(owner, pa.string()),
+    }
 
-    def build(keep, ewkb) -> SurveyedBuildings:
-        return SurveyedBuildings(
-            codes=list(codes[keep]),
-            parcel_codes=list(parcel_codes[keep]),
-            floors=list(floors[keep]),
-            floor_areas=list(floor_area[keep]),
-            legalities=list(legality[keep]),
-            owner_groups=list(owner[keep]),
-            ewkb=ewkb,
+
+def _parcel_checks(cursor, mapping, options, batch, findings, placement) -> None:
+    """Run the checks between rows, and against the registry, over the stage."""
+    code_field = mapping.fields["code"]
+    findings.add(
+        "elsewhere",
+        checks.registered_elsewhere(
+            cursor, layer="parcels", project_id=batch.project_id, field_name=code_field
+        ),
+    )
+    # Cleared and banked land is settled: only a registry admin may re-survey it
+    # (delivering it again unchanged is fine).
+    if not access.is_registry_admin(batch.created_by):
+        findings.add(
+            "settled",
+            checks.settled_changes(
+                cursor,
+                project_id=batch.project_id,
+                statuses=[s.value for s in CLEARED_STATUSES],
+                labels={s.value: s.label for s in Status},
+                field_name=code_field,
+            ),
+        )
+    findings.add("duplicates", checks.duplicate_codes(cursor, code_field))
+    tolerance = options.overlap_tolerance_m2
+    findings.add("overlaps", checks.overlaps(cursor, tolerance_m2=tolerance))
+    if placement.bounds:
+        bounds = np.array(placement.bounds)
+        extent = (*bounds[:, :2].min(axis=0), *bounds[:, 2:].max(axis=0))
+        findings.add(
+            "registered",
+            checks.registered_overlaps(cursor, tolerance_m2=tolerance, bounds=extent),
         )
 
-    return build
+
+def _building_checks(cursor, mapping, batch, findings) -> None:
+    """Run the checks between rows, and against the registry, over the stage."""
+    fields = mapping.fields
+    findings.add(
+        "parcel",
+        checks.unknown_parcels(
+            cursor,
+            project_id=batch.project_id,
+            project_code=batch.project.code,
+            field_name=fields["parcel_code"],
+        ),
+    )
+    findings.add(
+        "elsewhere",
+        checks.registered_elsewhere(
+            cursor,
+            layer="buildings",
+            project_id=batch.project_id,
+            field_name=fields["code"],
+        ),
+    )
+    findings.add("duplicates", checks.duplicate_codes(cursor, fields["code"]))
 
 
-def _registered_elsewhere(found, rows, codes, field_name: str) -> list[Problem]:
-    """Report rows whose code another project already holds (``found``: pairs)."""
-    elsewhere = dict(found)
-    return [
-        Problem.of(
-            _("The code is already registered in project %(other)s."),
-            row=int(rows[i]),
-            code=codes[i],
-            field=field_name,
-            other=elsewhere[codes[i]] or "—",
+def _place(storage, ok, rows, codes, placement: Placement, findings) -> None:
+    """Check one chunk's stored geometries against the service area."""
+    if not ok.any():
+        return
+    placement.any_ok = True
+    inside = np.zeros(len(storage), dtype=bool)
+    inside[ok] = shapely.intersects(placement.area, storage[ok])
+    placement.any_inside |= bool(inside.any())
+    findings.add(
+        "service",
+        [
+            Problem.of(
+                _("The parcel lies outside the service area."),
+                row=int(rows[i]),
+                code=codes[i],
+                field="geometry",
+            )
+            for i in np.flatnonzero(ok & ~inside)
+        ],
+    )
+    here = storage[ok & inside]
+    if len(here):
+        placement.points.append(shapely.get_coordinates(shapely.point_on_surface(here)))
+    placement.bounds.append(shapely.total_bounds(storage[ok]))
+
+
+def _check_placement(placement, layer, resolved, batch, options, findings) -> None:
+    """Refuse a file lying wholly outside Guangming; hint at GCJ-02 offsets."""
+    if not placement.any_ok:
+        return
+    if not placement.any_inside:
+        # The file is refused: read its geometries again, as they came, to say
+        # where it lies and why.
+        source = _source_geometries(layer, repair=options.repair)
+        bounds = shapely.total_bounds(source)
+        hints = crs_module.extent_hints(source, resolved.crs, placement.area)
+        raise ImportRefused(
+            _(
+                "%(file)s lies outside Guangming: read as %(crs)s its extent is "
+                "%(extent)s.%(hints)s"
+            ),
+            file=batch.file_name,
+            crs=resolved.label,
+            extent=", ".join(f"{v:.6g}" for v in bounds),
+            # Lazy, so that each language of the message gets its own hints.
+            hints=format_lazy(" {}" * len(hints), *hints) if hints else "",
         )
-        for i in np.flatnonzero([code in elsewhere for code in codes])
-    ]
+    points = np.concatenate(placement.points)
+    # The sample the hint would take of the parcels themselves.
+    sample = points[:: max(1, len(points) // crs_module.SAMPLE)]
+    boundary = shapely.from_wkb(bytes(batch.project.boundary.wkb))
+    for hint in crs_module.gcj02_hint(shapely.points(sample), boundary):
+        findings.add("service", [Problem.of(hint, row=None, severity="warning")])
 
 
-def _vocabulary(mapping, layer, target, rows, codes, problems, *, default):
+def _source_geometries(layer, *, repair: bool) -> np.ndarray:
+    """Return the source geometries of the rows whose geometry passed its checks."""
+    kept = []
+    for rows, geoms in layer.geometries():
+        blank = np.full(len(rows), "", dtype=object)
+        _, ok, _ = checks.geometry(rows, blank, geoms, repair=repair)
+        kept.append(geoms[ok])
+    return np.concatenate(kept) if kept else np.array([], dtype=object)
+
+
+def _vocabulary(mapping, fields, target, rows, codes, problems, *, default):
     source_field = mapping.fields.get(target)
     out = np.full(len(rows), default or "", dtype=object)
     if not source_field:
         return out
-    values = layer.fields[source_field]
+    values = fields[source_field]
     for i, mapped in enumerate(_mapped(mapping, target, values)):
         value = values[i]
         if mapped:
@@ -600,7 +712,7 @@ def _mapping(
     return mapping
 
 
-def _land_classes(mapping, layer, rows, codes, options, problems) -> np.ndarray:
+def _land_classes(mapping, fields, rows, codes, options, problems) -> np.ndarray:
     if options.land_class:
         if options.land_class not in LandClass.values:
             raise ImportRefused(
@@ -611,7 +723,7 @@ def _land_classes(mapping, layer, rows, codes, options, problems) -> np.ndarray:
         if "land_class" not in mapping.fields:
             return np.full(len(rows), options.land_class, dtype=object)
     source_field = mapping.fields["land_class"]
-    values = layer.fields[source_field]
+    values = fields[source_field]
     out = _mapped(mapping, "land_class", values)
     for i in np.flatnonzero(out == ""):
         problems.append(
@@ -681,55 +793,11 @@ def _text_column(values, length: int) -> np.ndarray:
     return np.array(["" if v is None else str(v).strip() for v in values], dtype=object)
 
 
-def _check_service_area(storage, ok, rows, codes, layer, resolved, batch, problems):
-    if not ok.any():
-        return
-    area = service_area(settings.IMPORT_SERVICE_AREA, settings.IMPORT_SERVICE_MARGIN_M)
-    inside = np.zeros(len(storage), dtype=bool)
-    inside[ok] = shapely.intersects(area, storage[ok].astype(object))
-    if not inside[ok].any():
-        bounds = shapely.total_bounds(layer.geoms[ok])
-        hints = crs_module.extent_hints(layer.geoms[ok], resolved.crs, area)
-        raise ImportRefused(
-            _(
-                "%(file)s lies outside Guangming: read as %(crs)s its extent is "
-                "%(extent)s.%(hints)s"
-            ),
-            file=batch.file_name,
-            crs=resolved.label,
-            extent=", ".join(f"{v:.6g}" for v in bounds),
-            # Lazy, so that each language of the message gets its own hints.
-            hints=format_lazy(" {}" * len(hints), *hints) if hints else "",
-        )
-    for i in np.flatnonzero(ok & ~inside):
-        problems.append(
-            Problem.of(
-                _("The parcel lies outside the service area."),
-                row=int(rows[i]),
-                code=codes[i],
-                field="geometry",
-            )
-        )
-    boundary = shapely.from_wkb(bytes(batch.project.boundary.wkb))
-    for hint in crs_module.gcj02_hint(storage[ok & inside], boundary):
-        problems.append(Problem.of(hint, row=None, severity="warning"))
-
-
-def _preview(layer, rows) -> list[list]:
-    """Return the first rows as lists (row number first), in the file's field order.
-
-    Lists, not objects: PostgreSQL's jsonb does not keep the order of keys.
-    """
-    return [
-        [int(rows[i]), *(_json(layer.fields[n][i]) for n in layer.field_names)]
-        for i in range(min(PREVIEW_ROWS, len(rows)))
-    ]
-
-
-def _json(value):
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
+def _drop_stage() -> None:
+    # The staging table would go with the transaction; a test's transaction
+    # (or a second check in one) goes on.
+    with connection.cursor() as cursor:
+        staging.drop(cursor)
 
 
 def _problem_order(problem: Problem):

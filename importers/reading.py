@@ -1,11 +1,14 @@
-"""Reading one layer of an upload into arrays: rows, geometries, decoded fields.
+"""Reading one layer of an upload, chunk by chunk: rows, geometries, decoded fields.
 
-Geometry is read by pyogrio as WKB in Arrow batches. For shapefiles the table is
-read by ``importers.dbf`` instead of GDAL, so that the importer decides the text
-encoding and sees every record: GDAL skips records flagged deleted and stops at
-the shorter of .shp and .dbf without a word, and either would lose parcels.
+Geometry is read by pyogrio as WKB in Arrow batches and handed on one batch at a
+time, so that a million parcels never sit in memory at once. For shapefiles the
+table is read by ``importers.dbf`` instead of GDAL, so that the importer decides
+the text encoding and sees every record: GDAL skips records flagged deleted and
+stops at the shorter of .shp and .dbf without a word, and either would lose
+parcels. Records GDAL does not deliver come last, as rows without geometry.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,54 +18,87 @@ import shapely
 from django.utils.translation import gettext_lazy as _
 
 from importers import encoding as encodings
-from importers.dbf import DbfError, read_dbf, shx_record_count
+from importers.dbf import DbfError, DbfTable, read_dbf, shx_record_count
 from importers.errors import ImportRefused, Problem
 from importers.formats import Kind, Source, open_checked
 
-BATCH_SIZE = 65_536
+# Rows per chunk: each costs about 3 KB while it is checked (the geometries in
+# several forms, their EWKB, the COPY text), so a chunk stays near 60 MB.
+BATCH_SIZE = 20_000
+PREVIEW_ROWS = 10
 
 
 @dataclass
-class Layer:
-    """Everything read from the source, before any mapping or check."""
+class Chunk:
+    """Consecutive records of the layer, as far as one Arrow batch goes."""
 
     rows: np.ndarray  # 1-based record numbers as the surveyor's GIS counts them
     geoms: np.ndarray  # shapely geometries in the source CRS; None where null
     fields: dict[str, np.ndarray]  # decoded values per source field
+    # Rows' problems found while decoding them (numbers that are not numbers).
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class Layer:
+    """What is known of the source before its rows are read, and its rows."""
+
+    source: Source
     field_names: list[str]
     declared_wkt: str
     encoding: str
     encoding_source: str
-    problems: list[Problem] = field(default_factory=list)
+    records: int | None  # None when the format does not say beforehand
+    preview: list[list]  # the first rows, row number first, in field order
+    problems: list[Problem]  # the file's and its records' (read before any row)
+    table: DbfTable | None = None
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Yield the rows a batch at a time (each record exactly once)."""
+        if self.table is None:
+            yield from _ogr_chunks(self.source)
+        else:
+            yield from _shapefile_chunks(self.source, self.table, self.encoding)
+
+    def geometries(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (rows, source geometries) again, without decoding any field."""
+        if self.table is None:
+            start = 0
+            for _fids, geoms, _batch in _arrow_batches(self.source, columns=None):
+                yield np.arange(start + 1, start + len(geoms) + 1), geoms
+                start += len(geoms)
+            return
+        records = max(self.table.file_count, self.records or 0)
+        for fids, geoms, _batch in _arrow_batches(self.source, columns=[]):
+            in_range = (fids >= 0) & (fids < records)
+            yield fids[in_range] + 1, geoms[in_range]
 
 
 def read(source: Source, *, name: str, encoding_override: str | None = None) -> Layer:
-    """Read the source's layer, or raise ``ImportRefused``."""
+    """Open the source's layer and read what precedes its rows, or refuse it."""
     info = open_checked(source, name=name)
     if source.kind == Kind.SHAPEFILE:
         return _read_shapefile(source, info, name=name, override=encoding_override)
     return _read_ogr(source, info)
 
 
-def _geometries(source: Source) -> tuple[np.ndarray, np.ndarray]:
-    """Return (fid, geometry) arrays, read in Arrow batches."""
-    fids, geoms = [], []
+def _arrow_batches(source: Source, *, columns):
+    """Yield (fid, geometry, batch) per Arrow batch of the layer."""
     with pyogrio.raw.open_arrow(
         source.path,
         layer=source.layer,
-        columns=[],
+        columns=columns,
         return_fids=True,
         batch_size=BATCH_SIZE,
         use_pyarrow=True,
     ) as (meta, reader):
         geometry_name = meta["geometry_name"] or "wkb_geometry"
+        fid_name = meta["fid_column"] or "OGC_FID"
         for batch in reader:
-            fids.append(batch.column(meta["fid_column"] or "OGC_FID").to_numpy())
+            fids = batch.column(fid_name).to_numpy()
             wkb = batch.column(geometry_name).to_numpy(zero_copy_only=False)
-            geoms.append(shapely.from_wkb(wkb, on_invalid="ignore"))
-    if not fids:
-        return np.array([], dtype=np.int64), np.array([], dtype=object)
-    return np.concatenate(fids), np.concatenate(geoms)
+            geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+            yield fids, geoms, batch.drop_columns([geometry_name, fid_name])
 
 
 def _read_shapefile(source: Source, info: dict, *, name: str, override) -> Layer:
@@ -132,48 +168,125 @@ def _read_shapefile(source: Source, info: dict, *, name: str, override) -> Layer
         file=name,
     )
     problems.extend(choice.problems)
-    fields = {}
-    for dbf_field in table.fields:
-        values = table.raw[dbf_field.name]
-        if dbf_field.kind in "NF":
-            fields[dbf_field.name] = _numbers(values, dbf_field.name, rows, problems)
-        else:
-            fields[dbf_field.name] = encodings.decode_column(values, choice.encoding)
-        fields[dbf_field.name] = _pad(fields[dbf_field.name], records)
-    fids, read_geoms = _geometries(source)
-    geoms = np.full(records, None, dtype=object)
-    in_range = (fids >= 0) & (fids < records)
-    geoms[fids[in_range]] = read_geoms[in_range]
     prj = source.sidecars.get(".prj")
     declared = prj.read_text(encoding="utf-8", errors="replace") if prj else ""
+    first = np.arange(min(PREVIEW_ROWS, records))
+    shown = _dbf_fields(table, first, choice.encoding, problems=[])
     return Layer(
-        rows,
-        geoms,
-        fields,
-        [f.name for f in table.fields],
-        declared or info["crs_wkt"],
-        choice.encoding,
-        choice.source,
-        problems,
+        source=source,
+        field_names=[f.name for f in table.fields],
+        declared_wkt=declared or info["crs_wkt"],
+        encoding=choice.encoding,
+        encoding_source=choice.source,
+        records=records,
+        preview=_preview(first + 1, shown, [f.name for f in table.fields]),
+        problems=problems,
+        table=table,
     )
+
+
+def _shapefile_chunks(source: Source, table: DbfTable, encoding: str):
+    records = max(table.file_count, shx_record_count(source.sidecars[".shx"]))
+    seen = np.zeros(records, dtype=bool)
+    for fids, geoms, _batch in _arrow_batches(source, columns=[]):
+        in_range = (fids >= 0) & (fids < records)
+        indexes, geoms = fids[in_range], geoms[in_range]
+        fresh = ~seen[indexes]
+        indexes, geoms = indexes[fresh], geoms[fresh]
+        seen[indexes] = True
+        if len(indexes):
+            yield _dbf_chunk(table, indexes, geoms, encoding)
+    # Records GDAL skipped (flagged deleted, or beyond the shorter file).
+    unread = np.flatnonzero(~seen)
+    for start in range(0, len(unread), BATCH_SIZE):
+        indexes = unread[start : start + BATCH_SIZE]
+        none = np.full(len(indexes), None, dtype=object)
+        yield _dbf_chunk(table, indexes, none, encoding)
+
+
+def _dbf_chunk(table: DbfTable, indexes, geoms, encoding: str) -> Chunk:
+    problems: list[Problem] = []
+    fields = _dbf_fields(table, indexes, encoding, problems=problems)
+    return Chunk(indexes + 1, geoms, fields, problems)
+
+
+def _dbf_fields(table: DbfTable, indexes, encoding: str, *, problems) -> dict:
+    """Return the decoded fields of records ``indexes`` (None beyond the .dbf)."""
+    held = indexes < table.file_count
+    fields = {}
+    for dbf_field in table.fields:
+        values = table.raw[dbf_field.name][indexes[held]]
+        if dbf_field.kind in "NF":
+            decoded = _numbers(values, dbf_field.name, indexes[held] + 1, problems)
+        else:
+            decoded = encodings.decode_column(values, encoding)
+        if held.all():
+            fields[dbf_field.name] = decoded
+        else:
+            out = np.full(len(indexes), None, dtype=object)
+            out[held] = decoded
+            fields[dbf_field.name] = out
+    return fields
 
 
 def _read_ogr(source: Source, info: dict) -> Layer:
-    meta, table = pyogrio.raw.read_arrow(
-        source.path, layer=source.layer, return_fids=True
+    with pyogrio.raw.open_arrow(
+        source.path, layer=source.layer, return_fids=True, use_pyarrow=True
+    ) as (meta, reader):
+        geometry_name = meta["geometry_name"] or "wkb_geometry"
+        fid_name = meta["fid_column"] or "OGC_FID"
+        names = [n for n in reader.schema.names if n not in {geometry_name, fid_name}]
+    preview: list[list] = []
+    for chunk in _ogr_chunks(source):
+        first = slice(0, PREVIEW_ROWS)
+        preview = _preview(chunk.rows[first], _sliced(chunk.fields, first), names)
+        break
+    return Layer(
+        source=source,
+        field_names=names,
+        declared_wkt=info["crs_wkt"],
+        encoding="utf-8",
+        encoding_source="format",
+        records=info["count"] if info["count"] >= 0 else None,
+        preview=preview,
+        problems=[],
     )
-    geometry_name = meta["geometry_name"] or "wkb_geometry"
-    fid_name = meta["fid_column"] or "OGC_FID"
-    names = [n for n in table.column_names if n not in {geometry_name, fid_name}]
-    fields = {n: np.array(_plain(table.column(n)), dtype=object) for n in names}
-    wkb = table.column(geometry_name).to_numpy(zero_copy_only=False)
-    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
-    rows = np.arange(1, len(geoms) + 1)
-    return Layer(rows, geoms, fields, names, info["crs_wkt"], "utf-8", "format")
 
 
-def _plain(column: pa.ChunkedArray) -> list:
+def _ogr_chunks(source: Source):
+    start = 0
+    for _fids, geoms, batch in _arrow_batches(source, columns=None):
+        fields = {
+            n: np.array(_plain(batch.column(n)), dtype=object)
+            for n in batch.schema.names
+        }
+        rows = np.arange(start + 1, start + len(geoms) + 1)
+        start += len(geoms)
+        yield Chunk(rows, geoms, fields)
+
+
+def _plain(column: pa.Array) -> list:
     return column.to_pylist()
+
+
+def _sliced(fields: dict, part: slice) -> dict:
+    return {name: values[part] for name, values in fields.items()}
+
+
+def _preview(rows, fields: dict, names: list[str]) -> list[list]:
+    """Return rows as lists (row number first), in the file's field order.
+
+    Lists, not objects: PostgreSQL's jsonb does not keep the order of keys.
+    """
+    return [
+        [int(row), *(_json(fields[n][i]) for n in names)] for i, row in enumerate(rows)
+    ]
+
+
+def _json(value):
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 def _numbers(values: np.ndarray, field_name: str, rows, problems) -> np.ndarray:
@@ -194,9 +307,3 @@ def _numbers(values: np.ndarray, field_name: str, rows, problems) -> np.ndarray:
                 )
             )
     return out
-
-
-def _pad(values: np.ndarray, length: int) -> np.ndarray:
-    if len(values) >= length:
-        return values
-    return np.concatenate([values, np.full(length - len(values), None, dtype=object)])

@@ -54,6 +54,21 @@ class SurveyedParcels:
 
 
 @dataclass(frozen=True)
+class Staged:
+    """Rows already staged in this transaction, e.g. by the importer's checks.
+
+    ``relation`` is the caller's constant SQL (a table name or a parenthesised
+    SELECT) giving the columns of ``SurveyedParcels`` (code, land_class,
+    declared, geom) or ``SurveyedBuildings`` (code, parcel_code, floors,
+    floor_area, legality, owner_group, footprint), one row per code; ``count``
+    is how many rows it holds.
+    """
+
+    relation: str
+    count: int
+
+
+@dataclass(frozen=True)
 class Applied:
     """How many parcels an import created, updated and left unchanged."""
 
@@ -65,7 +80,7 @@ class Applied:
 def survey_apply(
     *,
     project: Project,
-    parcels: SurveyedParcels,
+    parcels: SurveyedParcels | Staged,
     actor: AbstractBaseUser,
     import_batch_id: int,
     at: datetime,
@@ -77,14 +92,21 @@ def survey_apply(
             project=project.code,
         )
     with transaction.atomic(), connection.cursor() as cursor:
-        _stage(cursor, parcels)
+        if isinstance(parcels, Staged):
+            stage, count = parcels.relation, parcels.count
+        else:
+            _stage(cursor, parcels)
+            stage, count = "survey_stage", len(parcels.codes)
         cursor.execute(
-            """
+            _on(
+                stage,
+                """
             SELECT s.code, pr.code FROM survey_stage s
             JOIN registry_parcel p ON p.code = s.code
             LEFT JOIN registry_project pr ON pr.id = p.project_id
             WHERE p.project_id IS DISTINCT FROM %s ORDER BY s.code LIMIT 10
             """,
+            ),
             [project.pk],
         )
         elsewhere = cursor.fetchall()
@@ -102,7 +124,9 @@ def survey_apply(
             "project": project.pk,
         }
         cursor.execute(
-            """
+            _on(
+                stage,
+                """
             WITH changed AS (
                 SELECT p.id, p.geom, p.land_class, p.declared_area_m2
                 FROM registry_parcel p JOIN survey_stage s ON s.code = p.code
@@ -116,11 +140,14 @@ def survey_apply(
                    %(actor)s, %(at)s
             FROM changed
             """,
+            ),
             params,
         )
         updated = cursor.rowcount
         cursor.execute(
-            """
+            _on(
+                stage,
+                """
             UPDATE registry_parcel p
                SET geom = s.geom, land_class = s.land_class,
                    declared_area_m2 = s.declared, updated_at = %(at)s
@@ -128,10 +155,13 @@ def survey_apply(
              WHERE s.code = p.code AND r.parcel_id = p.id
                AND r.import_batch_id = %(batch)s AND r.kind = 'updated'
             """,
+            ),
             params,
         )
         cursor.execute(
-            """
+            _on(
+                stage,
+                """
             WITH created AS (
                 INSERT INTO registry_parcel
                     (code, project_id, land_class, status, street, geom,
@@ -152,12 +182,14 @@ def survey_apply(
                    'import:' || %(batch)s, NULL, ''
             FROM created
             """,
+            ),
             params,
         )
         created = cursor.rowcount
-        cursor.execute("DROP TABLE survey_stage")
+        if stage == "survey_stage":
+            cursor.execute("DROP TABLE survey_stage")
         changes.announce("parcels", _BATCH_PLACES, {"batch": import_batch_id})
-    return Applied(created, updated, len(parcels.codes) - created - updated)
+    return Applied(created, updated, count - created - updated)
 
 
 def survey_undo(
@@ -252,6 +284,11 @@ def survey_undo(
     return Applied(removed, restored, 0)
 
 
+def _on(stage: str, sql: str) -> str:
+    """Return ``sql`` reading its rows from ``stage`` (a constant, see Staged)."""
+    return sql.replace("survey_stage", stage).replace("building_stage", stage)
+
+
 def _stage(cursor, parcels: SurveyedParcels) -> None:
     cursor.execute(
         """
@@ -291,7 +328,7 @@ class SurveyedBuildings:
 def buildings_apply(
     *,
     project: Project,
-    buildings: SurveyedBuildings,
+    buildings: SurveyedBuildings | Staged,
     actor: AbstractBaseUser,
     at: datetime,
 ) -> Applied:
@@ -305,35 +342,21 @@ def buildings_apply(
             project=project.code,
         )
     with transaction.atomic(), connection.cursor() as cursor:
+        if isinstance(buildings, Staged):
+            stage, count = buildings.relation, buildings.count
+        else:
+            _stage_buildings(cursor, buildings)
+            stage, count = "building_stage", len(buildings.codes)
         cursor.execute(
-            "CREATE TEMP TABLE building_stage (code text PRIMARY KEY, "
-            "parcel_code text, floors integer, floor_area double precision, "
-            "legality text, owner_group text, "
-            "footprint geometry(MultiPolygon, 4547)) ON COMMIT DROP"
-        )
-        copy_rows(
-            cursor,
-            "building_stage",
-            ("code", "parcel_code", "floors", "floor_area", "legality",
-             "owner_group", "footprint"),
-            zip(
-                buildings.codes,
-                buildings.parcel_codes,
-                (int(f) for f in buildings.floors),
-                (float(a) for a in buildings.floor_areas),
-                buildings.legalities,
-                buildings.owner_groups,
-                buildings.ewkb,
-                strict=True,
-            ),
-        )  # fmt: skip
-        cursor.execute(
-            """
+            _on(
+                stage,
+                """
             SELECT s.code, s.parcel_code FROM building_stage s
             LEFT JOIN registry_parcel p
               ON p.code = s.parcel_code AND p.project_id = %s
             WHERE p.id IS NULL ORDER BY s.code LIMIT 10
             """,
+            ),
             [project.pk],
         )
         orphans = cursor.fetchall()
@@ -346,13 +369,18 @@ def buildings_apply(
         # Where the buildings about to be re-surveyed stand now (their old place).
         changes.announce(
             "buildings",
-            "SELECT b.footprint AS g FROM registry_building b"
-            " JOIN building_stage s ON s.code = b.code"
-            " WHERE NOT (b.footprint = s.footprint AND b.floors = s.floors"
-            " AND b.legality = s.legality)",
+            _on(
+                stage,
+                "SELECT b.footprint AS g FROM registry_building b"
+                " JOIN building_stage s ON s.code = b.code"
+                " WHERE NOT (b.footprint = s.footprint AND b.floors = s.floors"
+                " AND b.legality = s.legality)",
+            ),
         )
         cursor.execute(
-            """
+            _on(
+                stage,
+                """
             UPDATE registry_building b
                SET parcel_id = p.id, footprint = s.footprint, floors = s.floors,
                    floor_area_m2 = s.floor_area, legality = s.legality,
@@ -367,11 +395,14 @@ def buildings_apply(
                         AND b.floors = s.floors AND b.floor_area_m2 = s.floor_area
                         AND b.legality = s.legality AND b.owner_group = s.owner_group)
             """,
+            ),
             {"at": at, "project": project.pk},
         )
         updated = cursor.rowcount
         cursor.execute(
-            """
+            _on(
+                stage,
+                """
             INSERT INTO registry_building
                 (code, parcel_id, footprint, floors, floor_area_m2, legality,
                  owner_group, status, synthetic, updated_at)
@@ -380,6 +411,7 @@ def buildings_apply(
             FROM building_stage s JOIN registry_parcel p ON p.code = s.parcel_code
             WHERE NOT EXISTS (SELECT 1 FROM registry_building b WHERE b.code = s.code)
             """,
+            ),
             {"at": at},
         )
         created = cursor.rowcount
@@ -390,5 +422,31 @@ def buildings_apply(
                 "SELECT footprint AS g FROM registry_building WHERE updated_at = %s",
                 [at],
             )
-        cursor.execute("DROP TABLE building_stage")
-    return Applied(created, updated, len(buildings.codes) - created - updated)
+        if stage == "building_stage":
+            cursor.execute("DROP TABLE building_stage")
+    return Applied(created, updated, count - created - updated)
+
+
+def _stage_buildings(cursor, buildings: SurveyedBuildings) -> None:
+    cursor.execute(
+        "CREATE TEMP TABLE building_stage (code text PRIMARY KEY, "
+        "parcel_code text, floors integer, floor_area double precision, "
+        "legality text, owner_group text, "
+        "footprint geometry(MultiPolygon, 4547)) ON COMMIT DROP"
+    )
+    copy_rows(
+        cursor,
+        "building_stage",
+        ("code", "parcel_code", "floors", "floor_area", "legality",
+         "owner_group", "footprint"),
+        zip(
+            buildings.codes,
+            buildings.parcel_codes,
+            (int(f) for f in buildings.floors),
+            (float(a) for a in buildings.floor_areas),
+            buildings.legalities,
+            buildings.owner_groups,
+            buildings.ewkb,
+            strict=True,
+        ),
+    )  # fmt: skip

@@ -1,0 +1,94 @@
+"""The import's staging table: every row of the file, as checked chunk by chunk.
+
+Rows are COPYed here as they are read, so that the importer's memory does not
+grow with the file; the checks between rows (duplicate codes, overlaps, codes
+registered elsewhere) run as SQL over it once its indexes are built, and the
+commit reads the accepted rows from it. It is a temporary table of the import's
+own transaction: no other session sees it, and nothing of it outlives the import.
+"""
+
+import pyarrow as pa
+from django.db import DatabaseError, transaction
+
+from registry.pgcopy import copy_table
+
+TABLE = "import_stage"
+
+_COMMON = """
+    row integer NOT NULL,
+    code text NOT NULL,
+    ok boolean NOT NULL,      -- the geometry passed its checks
+    keep boolean NOT NULL,    -- ok, and no error on the row: to be committed
+    geom geometry(MultiPolygon, 4547)
+"""
+_COLUMNS = {
+    "parcels": "land_class text, declared double precision",
+    "buildings": (
+        "parcel_code text, floors integer, floor_area double precision, "
+        "legality text, owner_group text"
+    ),
+}
+# What the commit reads (see registry.resurvey), accepted rows only.
+ACCEPTED = {
+    "parcels": "(SELECT code, land_class, declared, geom FROM import_stage WHERE keep)",
+    "buildings": (
+        "(SELECT code, parcel_code, floors, floor_area, legality, owner_group, "
+        "geom AS footprint FROM import_stage WHERE keep)"
+    ),
+}
+
+
+def create(cursor, layer: str) -> None:
+    """Create an empty staging table for a ``layer`` import."""
+    _tune(cursor)
+    # A check earlier in the same transaction (a test's) may have left one.
+    cursor.execute("DROP TABLE IF EXISTS import_stage")
+    cursor.execute(
+        "CREATE TEMP TABLE import_stage (" + _COMMON + ", " + _COLUMNS[layer] + ")"
+        " ON COMMIT DROP"
+    )
+
+
+def _tune(cursor) -> None:
+    # The overlap check probes the table's GiST index once per row: with the
+    # default 8 MB of temporary buffers a large file's index is read from disk
+    # again and again. The size can only be set before the session's first
+    # temporary table (a worker's later imports keep the first setting).
+    try:
+        with transaction.atomic():
+            cursor.execute("SET temp_buffers = '256MB'")
+    except DatabaseError:
+        pass
+    # Compiling these statements costs more than it saves: each runs once.
+    cursor.execute("SET LOCAL jit = off")
+
+
+def append(cursor, columns: dict[str, pa.Array]) -> int:
+    """COPY one chunk of rows, given column by column; return their number."""
+    return copy_table(cursor, TABLE, pa.table(columns))
+
+
+def index(cursor) -> None:
+    """Index the full table for the checks between rows and the commit."""
+    cursor.execute("CREATE INDEX ON import_stage USING gist (geom)")
+    cursor.execute("CREATE INDEX ON import_stage (code)")
+    cursor.execute("ANALYZE import_stage")
+
+
+def reject(cursor, rows) -> None:
+    """Mark ``rows`` as not to be committed."""
+    cursor.execute(
+        "UPDATE import_stage SET keep = false WHERE keep AND row = ANY(%s)",
+        [sorted(rows)],
+    )
+
+
+def kept(cursor) -> int:
+    """Return how many rows are to be committed."""
+    cursor.execute("SELECT count(*) FROM import_stage WHERE keep")
+    return cursor.fetchone()[0]
+
+
+def drop(cursor) -> None:
+    """Drop the table (its transaction may go on, e.g. with another check)."""
+    cursor.execute("DROP TABLE IF EXISTS import_stage")
