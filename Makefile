@@ -63,6 +63,7 @@ bench: setup
 	$(PY) bench/ogcapi_bench.py
 	command -v wrk >/dev/null || apt-get install -y -q wrk
 	$(PY) bench/tiles_bench.py
+	$(PY) bench/load_bench.py
 
 # Re-extract translatable strings after changing them; then translate the new
 # entries in locale/zh_Hans/LC_MESSAGES/django.po.
