@@ -6,9 +6,12 @@ read the same answer, whether the refusal is the registry's own or one of the
 framework's (no login, wrong method, unreadable body).
 """
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -39,6 +42,15 @@ def bilingual_exception_handler(exc, context):
     """Turn refusals into 4xx JSON with the message in both languages."""
     if isinstance(exc, RegistryError):
         return _registry_refusal(exc)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own size limit, met while DRF reads the body.
+        return _registry_refusal(
+            BadQuery(
+                _("The request body is larger than %(limit)s bytes."),
+                parameter="body",
+                limit=f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,}",
+            )
+        )
     # Django's own 404 and 403 (get_object_or_404, PermissionDenied), as DRF's
     # handler maps them, so that they get the bilingual body too.
     if isinstance(exc, Http404):

@@ -308,6 +308,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "config.api_errors.bilingual_exception_handler",
+    # JSON bodies refused bilingually, nested ones included (registry.rest.parsers).
+    "DEFAULT_PARSER_CLASSES": [
+        "registry.rest.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # `?format=` names export formats here, not DRF renderers.
     "URL_FORMAT_OVERRIDE": None,

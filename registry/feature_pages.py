@@ -15,6 +15,7 @@ changed between two pages is neither skipped nor repeated by a shift of rows.
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,8 @@ from spatial.api_crs import CRS84, ApiCrs
 
 class BadCursor(RegistryError):
     """A page cursor that this server did not write, or for another ordering."""
+
+    parameter = "cursor"  # named in the API's refusal
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Ordering:
 
 
 BY_ID = Ordering("id")
+MAX_CURSOR = 512
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,9 @@ def encode_cursor(ordering: Ordering, value: Any, last_id: int) -> str:
 def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, int]:
     """Return (ordering value, id) from a cursor, or refuse it."""
     try:
-        if not isinstance(cursor, str):
+        # The cursors written here hold a code or a time and an id: a few dozen
+        # characters. A longer one was not written here, and is not decoded.
+        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR:
             raise TypeError(cursor)
         padded = cursor + "=" * (-len(cursor) % 4)
         name, value, last_id = json.loads(base64.urlsafe_b64decode(padded))
@@ -297,7 +303,9 @@ def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, int]:
             raise ValueError(last_id)
         if ordering.field == "code" and (not isinstance(value, str) or "\x00" in value):
             raise TypeError(value)
-        if ordering.field == "area_m2" and not isinstance(value, int | float):
+        if ordering.field == "area_m2" and (
+            not isinstance(value, int | float) or not math.isfinite(value)
+        ):
             raise TypeError(value)
         if ordering.field == "updated_at":
             value = datetime.fromisoformat(value)

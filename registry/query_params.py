@@ -8,6 +8,7 @@ parameter and says what was wrong, in Chinese and English.
 
 import json
 import math
+import re
 from collections.abc import Collection
 from datetime import datetime
 
@@ -25,6 +26,9 @@ from spatial.crs import STORAGE_SRID
 # outline, small enough that one request cannot pin a database core.
 MAX_VERTICES = 10_000
 MAX_AREA_KM2 = 300.0  # twice the district
+DIGITS = re.compile(r"[0-9]{1,9}")
+# A collection of drawn shapes is fine; collections inside it are no drawing.
+MAX_COLLECTION_DEPTH = 1
 
 
 def body_text(body: dict, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
@@ -112,19 +116,31 @@ def point_of(
 def geometry_of(value, crs: ApiCrs, *, parameter: str = "intersects") -> GEOSGeometry:
     """Return a GeoJSON geometry (object or text) in ``crs`` as a storage geometry.
 
-    Refused when it is not GeoJSON, has no area or line or point to speak of,
-    is invalid, has more than ``MAX_VERTICES`` vertices or covers more than
-    ``MAX_AREA_KM2``.
+    Refused when it is not GeoJSON, nests geometry collections, has no area or
+    line or point to speak of, is invalid, has more than ``MAX_VERTICES``
+    vertices or covers more than ``MAX_AREA_KM2``.
     """
     try:
         if isinstance(value, str):
             value = json.loads(value)
+        depth = _collection_depth(value)
+        if depth > MAX_COLLECTION_DEPTH:
+            raise BadQuery(
+                _(
+                    "%(parameter)s nests geometry collections %(depth)s deep; at "
+                    "most %(limit)s is accepted."
+                ),
+                parameter=parameter,
+                depth=depth,
+                limit=MAX_COLLECTION_DEPTH,
+            )
         geometry = shapely.geometry.shape(value)
     except (
         ValueError,
         TypeError,
         KeyError,
         AttributeError,
+        RecursionError,
         shapely.errors.GEOSException,
     ) as error:
         raise BadQuery(
@@ -176,16 +192,33 @@ def geometry_of(value, crs: ApiCrs, *, parameter: str = "intersects") -> GEOSGeo
     return stored
 
 
+def _collection_depth(value) -> int:
+    """Return how deep GeometryCollections nest in a GeoJSON object.
+
+    Walked with a list, not by recursion: shapely's reader recurses once per
+    level, and a body can nest hundreds of them.
+    """
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict) and node.get("type") == "GeometryCollection":
+            depth += 1
+            deepest = max(deepest, depth)
+            members = node.get("geometries")
+            if isinstance(members, list):
+                pending.extend((member, depth) for member in members)
+    return deepest
+
+
 def limit_of(
     text: str | None, *, default: int, maximum: int, parameter: str = "limit"
 ) -> int:
     """Return the page size asked for, refusing anything but 1 … ``maximum``."""
     if text is None or text == "":
         return default
-    try:
-        limit = int(text)
-    except ValueError:
-        limit = 0
+    # Plain ASCII digits only: int() also reads "٣", " 5", "+5" and "1_000", and
+    # would convert a million digits before the range check.
+    limit = int(text) if DIGITS.fullmatch(text) else 0
     if not 1 <= limit <= maximum:
         raise BadQuery(
             _(
