@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from importers.errors import ImportRefused
+from importers.errors import NO_ROOM, ImportRefused, NoRoom
 
 CHUNK = 1 << 20
 WHOLE_RATIO_FROM = 64 * CHUNK
@@ -91,7 +91,11 @@ def unpack(upload: Path, into: Path, *, name: str, limits: Limits) -> Path:
     target.mkdir()
     if not name.lower().endswith(".zip"):
         safe_name = PurePosixPath(name.replace("\\", "/")).name or "upload"
-        shutil.copyfile(upload, target / safe_name)
+        try:
+            shutil.copyfile(upload, target / safe_name)
+        except OSError as error:
+            _refuse_if_no_room(error, name)
+            raise
         return target
     if not zipfile.is_zipfile(upload):
         raise ImportRefused(_("%(file)s is not a valid zip archive."), file=name)
@@ -113,6 +117,7 @@ def unpack(upload: Path, into: Path, *, name: str, limits: Limits) -> Path:
                             raise _too_big(name, limits)
                         sink.write(chunk)
     except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError) as error:
+        _refuse_if_no_room(error, name)
         raise ImportRefused(
             _("%(file)s is a damaged zip archive: %(error)s"),
             file=name,
@@ -151,6 +156,22 @@ def _check_directory(upload: Path, *, name: str, limits: Limits) -> None:
             size=f"{directory_bytes:,}",
             count=f"{count:,}",
         )
+
+
+def _refuse_if_no_room(error: BaseException, name: str) -> None:
+    """Raise ``NoRoom`` when ``error`` says the temporary space is full.
+
+    The file is not to blame then: calling it damaged would send the surveyor
+    looking for a fault that is not there.
+    """
+    if isinstance(error, OSError) and error.errno in NO_ROOM:
+        raise NoRoom(
+            _(
+                "The server's temporary space ran out while unpacking %(file)s; "
+                "nothing was written. Try again later or ask the administrator."
+            ),
+            file=name,
+        ) from error
 
 
 def _check_entries(

@@ -5,6 +5,7 @@ A refusal of the whole file (a hostile zip, no CRS, data far from Guangming) is 
 report, each naming the row, the parcel code and the field.
 """
 
+import errno
 from dataclasses import dataclass
 
 from django.utils import translation
@@ -15,6 +16,16 @@ from registry.errors import RegistryError
 
 class ImportRefused(RegistryError):
     """The file as a whole cannot be imported; nothing was written."""
+
+
+class NoRoom(ImportRefused):
+    """The server's disk is full: the file may be fine, but it cannot be kept."""
+
+    status = 507
+
+
+#: The errors by which a file system says it is full.
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 class BatchNotReady(ImportRefused):

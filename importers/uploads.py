@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext_lazy as _
 
-from importers.errors import ImportRefused
+from importers.errors import NO_ROOM, ImportRefused, NoRoom
 
 
 def store(upload: UploadedFile) -> Path:
@@ -28,12 +28,25 @@ def store(upload: UploadedFile) -> Path:
             limit=f"{limit:,}",
         )
     directory = Path(settings.IMPORT_UPLOAD_DIR) / uuid.uuid4().hex
-    directory.mkdir(parents=True, mode=0o700)
-    path = directory / "upload.bin"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as sink:
-        for chunk in upload.chunks():
-            sink.write(chunk)
+    try:
+        directory.mkdir(parents=True, mode=0o700)
+        path = directory / "upload.bin"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as sink:
+            for chunk in upload.chunks():
+                sink.write(chunk)
+    except OSError as error:
+        # No half-written upload stays behind (a full disk, say).
+        shutil.rmtree(directory, ignore_errors=True)
+        if error.errno in NO_ROOM:
+            raise NoRoom(
+                _(
+                    "The server has no room left to keep %(file)s; nothing was "
+                    "stored. Try again later or ask the administrator."
+                ),
+                file=upload.name,
+            ) from error
+        raise
     return path
 
 

@@ -34,9 +34,20 @@ from tests.importers.faults import (
     wait_for_stage,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "progress"])
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases=["default", "progress"]),
+    pytest.mark.usefixtures("queue", "no_workers_left"),
+]
 
 ROWS = 20_000
+
+
+@pytest.fixture
+def no_workers_left():
+    """End the test with no worker registered (the queue's tables are not flushed)."""
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_workers")
 
 
 @pytest.fixture
