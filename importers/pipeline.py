@@ -281,8 +281,6 @@ class Placement:
     area: object  # the service area (shapely, prepared)
     any_ok: bool = False
     any_inside: bool = False
-    # A point on each row inside the area, for the GCJ-02 hint (16 bytes a row).
-    points: list = field(default_factory=list)
     bounds: list = field(default_factory=list)  # of the stored geometries
 
 
@@ -328,10 +326,12 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     features = 0
     with connection.cursor() as cursor:
         staging.create(cursor, options.layer)
+        # None when the file is in EPSG:4547 already (asked once, not per chunk).
+        source_crs = None if resolved.crs.to_epsg() == STORAGE_SRID else resolved.crs
         for chunk in layer.chunks():
             findings.add("reader", chunk.problems)
             columns = _check_chunk(
-                chunk, resolved, mapping, options, findings, placement
+                chunk, source_crs, mapping, options, findings, placement
             )
             staging.append(cursor, columns)
             features += len(chunk.rows)
@@ -381,7 +381,7 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
     return Checked(accepted, report, staged, features, rejected)
 
 
-def _check_chunk(chunk, resolved, mapping, options, findings, placement) -> dict:
+def _check_chunk(chunk, source_crs, mapping, options, findings, placement) -> dict:
     """Check one chunk's rows on their own; return its columns for the stage."""
     rows, fields = chunk.rows, mapping.fields
     count = len(rows)
@@ -399,9 +399,9 @@ def _check_chunk(chunk, resolved, mapping, options, findings, placement) -> dict
     chunk.geoms = None  # the source geometries are not needed again
     findings.add("geometry", geometry_problems)
     storage = np.full(count, None, dtype=object)
-    storage[ok] = _to_storage(geoms[ok], resolved.crs)
+    storage[ok] = _to_storage(geoms[ok], source_crs)
     del geoms
-    _place(storage, ok, rows, codes, placement, findings)
+    inside = _place(storage, ok, rows, codes, placement, findings)
     ewkb = np.full(count, None, dtype=object)
     ewkb[ok] = shapely.to_wkb(
         shapely.set_srid(storage[ok], STORAGE_SRID), hex=True, include_srid=True
@@ -411,6 +411,7 @@ def _check_chunk(chunk, resolved, mapping, options, findings, placement) -> dict
         "code": pa.array(codes, pa.string()),
         "ok": pa.array(ok),
         "keep": pa.array(ok),
+        "inside": pa.array(inside),
         "geom": pa.array(ewkb, pa.string()),
     }
     if options.layer == "parcels":
@@ -431,7 +432,7 @@ def _to_storage(geoms: np.ndarray, crs) -> np.ndarray:
     costs ten times as much); only a ring the rounding makes invalid is rounded
     again topologically.
     """
-    moved = crs_module.to_storage(geoms, crs)
+    moved = geoms if crs is None else crs_module.to_storage(geoms, crs)
     rounded = shapely.set_precision(moved, PRECISION_M, mode="pointwise")
     broken = ~shapely.is_valid(rounded)
     if broken.any():
@@ -580,9 +581,12 @@ def _building_checks(cursor, mapping, batch, findings) -> None:
 
 
 def _place(storage, ok, rows, codes, placement: Placement, findings) -> None:
-    """Check one chunk's stored geometries against the service area."""
+    """Check one chunk's stored geometries against the service area.
+
+    Return which rows lie inside it.
+    """
     if not ok.any():
-        return
+        return ok
     placement.any_ok = True
     inside = np.zeros(len(storage), dtype=bool)
     inside[ok] = shapely.intersects(placement.area, storage[ok])
@@ -599,10 +603,8 @@ def _place(storage, ok, rows, codes, placement: Placement, findings) -> None:
             for i in np.flatnonzero(ok & ~inside)
         ],
     )
-    here = storage[ok & inside]
-    if len(here):
-        placement.points.append(shapely.get_coordinates(shapely.point_on_surface(here)))
     placement.bounds.append(shapely.total_bounds(storage[ok]))
+    return inside
 
 
 def _check_placement(placement, layer, resolved, batch, options, findings) -> None:
@@ -626,9 +628,9 @@ def _check_placement(placement, layer, resolved, batch, options, findings) -> No
             # Lazy, so that each language of the message gets its own hints.
             hints=format_lazy(" {}" * len(hints), *hints) if hints else "",
         )
-    points = np.concatenate(placement.points)
     # The sample the hint would take of the parcels themselves.
-    sample = points[:: max(1, len(points) // crs_module.SAMPLE)]
+    with connection.cursor() as cursor:
+        sample = staging.points_inside(cursor, crs_module.SAMPLE)
     boundary = shapely.from_wkb(bytes(batch.project.boundary.wkb))
     for hint in crs_module.gcj02_hint(shapely.points(sample), boundary):
         findings.add("service", [Problem.of(hint, row=None, severity="warning")])

@@ -8,7 +8,7 @@ stops at the shorter of .shp and .dbf without a word, and either would lose
 parcels. Records GDAL does not deliver come last, as rows without geometry.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -210,23 +210,54 @@ def _dbf_chunk(table: DbfTable, indexes, geoms, encoding: str) -> Chunk:
     return Chunk(indexes + 1, geoms, fields, problems)
 
 
-def _dbf_fields(table: DbfTable, indexes, encoding: str, *, problems) -> dict:
-    """Return the decoded fields of records ``indexes`` (None beyond the .dbf)."""
+def _dbf_fields(table: DbfTable, indexes, encoding: str, *, problems) -> "Fields":
+    """Return the fields of records ``indexes`` (None beyond the .dbf).
+
+    Numbers are parsed now, since one that is not a number is the row's problem
+    whether or not it is mapped; text is decoded when asked for (the encoding
+    was checked on every value already), so fields no mapping uses cost nothing.
+    """
     held = indexes < table.file_count
-    fields = {}
+    fields = Fields(held, encoding)
     for dbf_field in table.fields:
         values = table.raw[dbf_field.name][indexes[held]]
         if dbf_field.kind in "NF":
-            decoded = _numbers(values, dbf_field.name, indexes[held] + 1, problems)
+            parsed = _numbers(values, dbf_field.name, indexes[held] + 1, problems)
+            fields.decoded[dbf_field.name] = fields.padded(parsed)
         else:
-            decoded = encodings.decode_column(values, encoding)
-        if held.all():
-            fields[dbf_field.name] = decoded
-        else:
-            out = np.full(len(indexes), None, dtype=object)
-            out[held] = decoded
-            fields[dbf_field.name] = out
+            fields.raw[dbf_field.name] = values
     return fields
+
+
+class Fields(Mapping):
+    """A chunk's fields by name, text decoded on first use."""
+
+    def __init__(self, held: np.ndarray, encoding: str) -> None:
+        self.held, self.encoding = held, encoding
+        self.decoded: dict[str, np.ndarray] = {}
+        self.raw: dict[str, np.ndarray] = {}
+
+    def padded(self, values: np.ndarray) -> np.ndarray:
+        """Return ``values`` of the held records, None for the others."""
+        if self.held.all():
+            return values
+        out = np.full(len(self.held), None, dtype=object)
+        out[self.held] = values
+        return out
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.decoded:
+            raw = self.raw.pop(name)  # KeyError for a name the file lacks
+            self.decoded[name] = self.padded(
+                encodings.decode_column(raw, self.encoding)
+            )
+        return self.decoded[name]
+
+    def __iter__(self):
+        return iter([*self.decoded, *self.raw])
+
+    def __len__(self) -> int:
+        return len(self.decoded) + len(self.raw)
 
 
 def _read_ogr(source: Source, info: dict) -> Layer:
@@ -238,9 +269,10 @@ def _read_ogr(source: Source, info: dict) -> Layer:
         names = [n for n in reader.schema.names if n not in {geometry_name, fid_name}]
     preview: list[list] = []
     for chunk in _ogr_chunks(source):
-        first = slice(0, PREVIEW_ROWS)
-        preview = _preview(chunk.rows[first], _sliced(chunk.fields, first), names)
-        break
+        first = slice(0, PREVIEW_ROWS - len(preview))
+        preview += _preview(chunk.rows[first], _sliced(chunk.fields, first), names)
+        if len(preview) == PREVIEW_ROWS:
+            break
     return Layer(
         source=source,
         field_names=names,

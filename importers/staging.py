@@ -7,6 +7,7 @@ commit reads the accepted rows from it. It is a temporary table of the import's
 own transaction: no other session sees it, and nothing of it outlives the import.
 """
 
+import numpy as np
 import pyarrow as pa
 from django.db import DatabaseError, transaction
 
@@ -19,6 +20,7 @@ _COMMON = """
     code text NOT NULL,
     ok boolean NOT NULL,      -- the geometry passed its checks
     keep boolean NOT NULL,    -- ok, and no error on the row: to be committed
+    inside boolean NOT NULL,  -- ok, and in the service area
     geom geometry(MultiPolygon, 4547)
 """
 _COLUMNS = {
@@ -87,6 +89,28 @@ def kept(cursor) -> int:
     """Return how many rows are to be committed."""
     cursor.execute("SELECT count(*) FROM import_stage WHERE keep")
     return cursor.fetchone()[0]
+
+
+def points_inside(cursor, sample: int) -> np.ndarray:
+    """Return (x, y) on every n-th row inside the service area, ``sample`` or so.
+
+    Every n-th in the file's order, n chosen as ``crs.gcj02_hint`` would.
+    """
+    cursor.execute("SELECT count(*) FROM import_stage WHERE inside")
+    step = max(1, cursor.fetchone()[0] // sample)
+    cursor.execute(
+        """
+        SELECT ST_X(p), ST_Y(p) FROM (
+            SELECT ST_PointOnSurface(geom) AS p FROM (
+                SELECT geom, row_number() OVER (ORDER BY row) - 1 AS i
+                FROM import_stage WHERE inside
+            ) numbered
+            WHERE i %% %s = 0
+        ) sampled
+        """,
+        [step],
+    )
+    return np.array(cursor.fetchall(), dtype=float).reshape(-1, 2)
 
 
 def drop(cursor) -> None:
