@@ -42,6 +42,17 @@ _BATCH_PLACES = """
      WHERE h.move = 'create' AND h.evidence_ref = 'import:' || %(batch)s
 """
 
+# The same, just after the import: the parcels it created or re-surveyed are those
+# of the project it stamped with its time (an index finds them; the history
+# holds no index on its evidence).
+_APPLIED_PLACES = """
+    SELECT r.old_geom AS g FROM registry_parcelrevision r
+     WHERE r.import_batch_id = %(batch)s AND r.kind = 'updated'
+    UNION ALL
+    SELECT p.geom FROM registry_parcel p
+     WHERE p.updated_at = %(at)s AND p.project_id = %(project)s
+"""
+
 
 @dataclass
 class SurveyedParcels:
@@ -188,7 +199,7 @@ def survey_apply(
         created = cursor.rowcount
         if stage == "survey_stage":
             cursor.execute("DROP TABLE survey_stage")
-        changes.announce("parcels", _BATCH_PLACES, {"batch": import_batch_id})
+        changes.announce("parcels", _APPLIED_PLACES, params)
     return Applied(created, updated, count - created - updated)
 
 
