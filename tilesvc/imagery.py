@@ -272,13 +272,17 @@ def orthophoto_convert(orthophoto: Orthophoto) -> Orthophoto:
     with the reason in both languages and the error is raised again; either way
     the kept upload and every scratch file are removed.
     """
-    if orthophoto.state not in (
-        Orthophoto.State.QUEUED,
-        Orthophoto.State.CONVERTING,  # a job retried after its worker stopped
-    ):
-        return orthophoto  # done already, or failed: nothing to do twice
+    started = Orthophoto.objects.filter(
+        pk=orthophoto.pk,
+        # Converting too: a job retried after its worker stopped.
+        state__in=[Orthophoto.State.QUEUED, Orthophoto.State.CONVERTING],
+    ).update(state=Orthophoto.State.CONVERTING, progress=0, stage="reprojecting")
+    if not started:  # done already, failed, or deleted: nothing to do twice
+        with contextlib.suppress(Orthophoto.DoesNotExist):
+            orthophoto.refresh_from_db()
+        return orthophoto
+    orthophoto.state = Orthophoto.State.CONVERTING
     record = _progress_recorder(orthophoto)
-    record(0, "reprojecting", state=Orthophoto.State.CONVERTING)
     upload = imagery_dir() / orthophoto.upload if orthophoto.upload else None
     name = orthophoto.source_name
     try:
@@ -340,7 +344,8 @@ def _place(orthophoto: Orthophoto, built: Path, sha256: str, size: int) -> None:
         for field, value in done.items():
             setattr(orthophoto, field, value)
     else:
-        orthophoto.refresh_from_db()
+        with contextlib.suppress(Orthophoto.DoesNotExist):
+            orthophoto.refresh_from_db()
 
 
 def orthophoto_ingest(**kwargs) -> Orthophoto:
@@ -782,7 +787,10 @@ def _write_cog(
             raise ImageryRefused(
                 _("%(file)s could not be converted: %(error)s"),
                 file=name,
-                error=_gdal_message(error, Path(source.name), name),
+                # Nor where the server keeps its scratch files.
+                error=_gdal_message(error, Path(source.name), name).replace(
+                    f"{scratch}/", ""
+                ),
             ) from error
         progress(STAGES["checking"], "checking")
         warped.unlink()

@@ -267,3 +267,22 @@ def test_the_limits_allow_large_deliveries_with_bounded_windows():
     assert limits.side_px == 40_000
     # The most one window holds: 2048² pixels of 4 bytes (RGB and alpha).
     assert imagery.WINDOW_PX**2 * 4 == 16 * 1024**2
+
+
+def test_a_script_follows_its_upload_with_an_api_token(
+    login, surveyor, project, geotiff
+):
+    from django.test import Client
+    from rest_framework.authtoken.models import Token
+
+    upload(login(surveyor), geotiff, project)
+    orthophoto = Orthophoto.objects.get()
+    script = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=surveyor)}")
+
+    before = script.get(f"/imagery/{orthophoto.pk}.json").json()
+    run_worker()
+    after = script.get(f"/imagery/{orthophoto.pk}.json").json()
+
+    assert (before["state"], before["progress"]) == ("queued", 0)
+    assert (after["state"], after["progress"], after["failure"]) == ("ready", 100, None)
+    assert script.get(after["tilejson"]).json()["tilejson"] == "3.0.0"
