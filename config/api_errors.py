@@ -9,9 +9,10 @@ framework's (no login, wrong method, unreadable body).
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -98,3 +99,23 @@ def _default_text(exc, context, language: str) -> str:
 def _registry_refusal(exc: RegistryError) -> Response:
     code = next((name for kind, name in _OGC_CODES if isinstance(exc, kind)), None)
     return Response(exc.body(code), status=exc.status)
+
+
+# Where every answer is JSON: a URL there that matches no route is refused like
+# any other request, not with the site's HTML page.
+API_PREFIXES = ("/api/", "/ogcapi/", "/tiles/")
+
+
+def page_not_found(request, exception):
+    """Answer a URL that matches no route: bilingual JSON under the APIs.
+
+    Django's ``handler404``; elsewhere the site's own 404 page.
+    """
+    if not request.path.startswith(API_PREFIXES):
+        return defaults.page_not_found(request, exception)
+    error = NotFound(_("There is nothing at %(path)s."), path=request.path[:200])
+    return JsonResponse(
+        error.body("NotFound"),
+        status=error.status,
+        json_dumps_params={"ensure_ascii": False},
+    )

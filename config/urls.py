@@ -45,3 +45,6 @@ urlpatterns = [
     path("imagery/", include("tilesvc.imagery_urls")),
     path("", include("registry.urls")),
 ]
+
+# A URL under the APIs that matches no route gets the APIs' bilingual JSON 404.
+handler404 = "config.api_errors.page_not_found"

@@ -9,7 +9,7 @@ seconds without showing SQL or Python errors (``tests.registry.hostile``).
 
 import base64
 import json
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import pytest
 
@@ -139,6 +139,39 @@ def test_sql_in_a_search_body_is_a_value_too(client):
         bad,
         parameter="status",
         en=PARCEL_FILTERS["status"].format(v=SQL_LIKE[1]),
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/parcels/1%20OR%201=1/",
+        "/api/parcels/-1/",
+        "/api/parcels/1;DROP%20TABLE%20registry_parcel/",
+        "/api/parcels/" + "9" * 5000 + "/",
+        "/api/nothing-here/",
+    ],
+)
+def test_an_api_path_that_matches_nothing_is_a_bilingual_404(client, path):
+    response = ask(client, "get", path)
+
+    assert response["Content-Type"] == "application/json"
+    refused(
+        response,
+        parameter=None,
+        status=404,
+        en=f"There is nothing at {unquote(path)[:200]}.",
+    )
+
+
+def test_a_parcel_id_beyond_bigint_is_not_found(client):
+    response = ask(client, "get", "/api/parcels/99999999999999999999/")
+
+    refused(
+        response,
+        parameter=None,
+        status=404,
+        en="There is no parcel 99999999999999999999.",
     )
 
 
