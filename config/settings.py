@@ -315,6 +315,10 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only: DRF's browsable API would answer a browser with an HTML page
+    # of the same data (user-supplied file names and values among it); people
+    # read the API at /api/docs/.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # `?format=` names export formats here, not DRF renderers.
     "URL_FORMAT_OVERRIDE": None,
 }
@@ -329,8 +333,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Nothing is served to anonymous users, the API's description included.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Nothing is served to anonymous users or users without a role, the API's
+    # description included.
+    "SERVE_PERMISSIONS": ["registry.rest.common.HoldsARole"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -110,6 +110,7 @@ def _visible(request, pk: int) -> ImportBatch:
 def batches(request):
     """List visible batches, or start one from a multipart upload."""
     if request.method == "GET":
+        access.refuse_unless_reader(request.user)
         page = batches_visible_to(request.user)[:100]
         return Response(BatchSerializer(page, many=True).data)
     upload = UploadSerializer(data=request.data)

@@ -18,7 +18,13 @@ class HoldsARole(BasePermission):
     """Let in only users with a role in the registry (any project, any role)."""
 
     def has_permission(self, request, view):
-        """Refuse users the registry does not know, bilingually."""
+        """Refuse users the registry does not know, bilingually.
+
+        Nobody logged in is not a refusal of a role: False lets DRF answer 401
+        (log in, or send a token) instead of 403.
+        """
+        if not request.user.is_authenticated:
+            return False
         access.refuse_unless_reader(request.user)
         return True
 
