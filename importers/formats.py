@@ -10,6 +10,7 @@ and the driver it reports is checked again.
 """
 
 import json
+import re
 import sqlite3
 import struct
 from dataclasses import dataclass, field
@@ -251,6 +252,14 @@ def _check_json(path: Path, *, name: str) -> None:
     # read arbitrary local files: such a document is never GeoJSON.
     if b"gdal_streamed_alg" in head:
         raise ImportRefused(_("%(file)s is not GeoJSON."), file=name)
+    if _holds_nul(path):
+        raise ImportRefused(
+            _(
+                "%(file)s holds a NUL character (\\u0000) in its text, which GDAL "
+                "would silently cut short; remove it and upload the file again."
+            ),
+            file=name,
+        )
     if path.suffix.lower() in JSON_SUFFIXES and len(head) < 65536:
         try:
             json.loads(head.decode("utf-8"))
@@ -260,3 +269,23 @@ def _check_json(path: Path, *, name: str) -> None:
                 file=name,
                 error=str(error)[:200],
             ) from error
+
+
+# A JSON escape of NUL: ``\u0000`` after an even number of backslashes (an odd
+# number escapes the backslash itself), or a raw NUL byte.
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000|\x00")
+
+
+def _holds_nul(path: Path) -> bool:
+    """Return whether the JSON text holds a NUL, read a megabyte at a time.
+
+    GDAL's GeoJSON drivers keep strings as C strings: a code holding a NUL
+    would be stored cut short at it, silently.
+    """
+    overlap = b""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            if _NUL.search(overlap + chunk):
+                return True
+            overlap = chunk[-16:]
+    return False

@@ -629,23 +629,32 @@ def test_a_huge_value_of_a_field_not_stored_does_not_stop_the_import(
     assert (batch.state, batch.created) == (ImportBatch.State.COMMITTED, 6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GDAL cuts GeoJSON text at \\u0000: GM-T\\u0000-0002 is stored as "
-    "GM-T; importers/formats.py or reading.py must see the raw text",
+@pytest.mark.parametrize(
+    ("member", "text"),
+    [
+        ("DKBM", json.dumps("GM-T\x00-0002")),  # written as GM-T\u0000-0002
+        ("BZ", json.dumps("张三\x00李四", ensure_ascii=False)),
+    ],
 )
-def test_a_nul_in_a_geojson_code_is_refused_not_cut_short(
-    corpus_dir, project, surveyor
+def test_a_nul_in_geojson_text_refuses_the_file_not_cut_short(
+    corpus_dir, project, surveyor, member, text
 ):
-    upload = geojson_with(corpus_dir, 2, "DKBM", json.dumps("GM-T\x00-0002"))
+    # GDAL would keep "GM-T" as the code: the file is refused before it reads.
+    upload = geojson_with(corpus_dir, 2, member, text)
 
-    batch = refused_quickly(upload, project, surveyor)
-
-    assert batch.state == ImportBatch.State.REFUSED
-    assert [p[:4] for p in reported(batch)] == [(2, "", "DKBM", "error")]
-    assert reported(batch)[0][4] == (
-        "The value holds a NUL character (\\0), which cannot be stored."
+    assert_refused(
+        refused_quickly(upload, project, surveyor),
+        "parcels.geojson holds a NUL character (\\u0000) in its text, which GDAL "
+        "would silently cut short; remove it and upload the file again.",
     )
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul(corpus_dir, project, surveyor):
+    upload = geojson_with(corpus_dir, 2, "BZ", json.dumps("C:\\u0000\\notes"))
+
+    batch = run_import(upload, project=project, actor=surveyor, commit=True)
+
+    assert (batch.state, batch.created) == (ImportBatch.State.COMMITTED, 6)
 
 
 @pytest.mark.xfail(
