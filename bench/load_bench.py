@@ -337,6 +337,12 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--run-time", default="2m")
     parser.add_argument("--import-rows", type=int, default=50_000)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per gunicorn worker (1: sync workers, as make demo runs)",
+    )
     args = parser.parse_args()
 
     url = database_url(DATABASE)
@@ -365,7 +371,11 @@ def main() -> int:
     server = worker = locust = None
     try:
         server = start_ours(
-            url, config["token"], name="load", ready_path="/tiles/parcels.json", env=env
+            url,
+            config["token"],
+            name="load",
+            ready_path="/tiles/parcels.json",
+            env={**env, "GUNICORN_CMD_ARGS": f"--threads {args.threads}"},
         )
         worker = Server(
             "load-worker",
@@ -435,7 +445,8 @@ def main() -> int:
                 running.stop()
     figures = locust_figures(prefix)
     counts = registry_counts(url)
-    cache_seen = json.loads(cache_out.read_text()) if cache_out.exists() else {}
+    tile_cache = json.loads(cache_out.read_text()) if cache_out.exists() else {}
+    cache_seen = tile_cache.get("seen", {})
     total = figures.pop("Aggregated")
     import_ok = (
         imported.get("state") == "committed"
@@ -452,11 +463,13 @@ def main() -> int:
         "database": _safe(url),
         "users": args.users,
         "run_time": args.run_time,
-        "server": "gunicorn, 2 sync workers; 1 procrastinate worker",
+        "server": f"gunicorn, 2 workers × {args.threads} thread(s); 1 "
+        "procrastinate worker",
         "kinds": figures,
         "total": total,
         "error_rate": total["failures"] / max(1, total["requests"]),
         "tile_cache_seen": cache_seen,
+        "tile_view_in_server": tile_cache.get("in_server", {}),
         "import": imported,
         "registry_after_import": counts,
         "server_peak_rss_mb": rss_total,
@@ -467,7 +480,7 @@ def main() -> int:
             "import_committed_with_correct_counts": import_ok,
         },
     }
-    save("load", result)
+    save("load" if args.threads == 1 else f"load-threads{args.threads}", result)
     print()
     print(
         f"{args.users} users, {args.run_time}: {total['requests']:,} requests, "
@@ -484,6 +497,7 @@ def main() -> int:
         )
     print()
     print(f"tile cache said: {cache_seen}")
+    print(f"tile view, in the server (Server-Timing): {tile_cache.get('in_server')}")
     print(f"import: {imported}")
     print(f"registry after the import: {counts}")
     each = ", ".join(f"{r:.0f}" for r in rss_each)

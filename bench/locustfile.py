@@ -9,6 +9,7 @@ same every time.
 """
 
 import json
+import math
 import os
 import random
 from collections import Counter
@@ -22,8 +23,10 @@ PAGE = {"Cookie": f"{CONFIG['session_cookie']}={CONFIG['session']}"}
 # One iterator for every user of this process: each of these tiles is asked
 # once, so it is drawn by the request that asks it.
 NEVER_DRAWN = iter(CONFIG["uncached_tiles"])
-# What the server said about the tile cache (X-Tile-Cache), per kind of request.
+# What the server said about the tile cache (X-Tile-Cache), per kind of request,
+# and how long the tile view itself took (Server-Timing), in milliseconds.
 CACHE_SEEN: Counter = Counter()
+IN_SERVER_MS: dict[str, list[float]] = {}
 ACCEPTED = (200, 204)
 
 
@@ -40,6 +43,10 @@ class Planner(FastHttpUser):
                 response.failure(f"{response.status_code}: {response.text[:200]}")
             elif name.startswith("tile"):
                 CACHE_SEEN[f"{name}: {response.headers.get('X-Tile-Cache')}"] += 1
+                timing = response.headers.get("Server-Timing", "")
+                if timing.startswith("tile;dur="):
+                    ms = float(timing.split(";", 2)[1].removeprefix("dur="))
+                    IN_SERVER_MS.setdefault(name, []).append(ms)
 
     @task(40)
     def cached_tile(self) -> None:
@@ -86,4 +93,19 @@ class Planner(FastHttpUser):
 def _save_cache_outcomes(environment, **kwargs) -> None:
     out = os.environ.get("LOAD_CACHE_OUT")
     if out:
-        Path(out).write_text(json.dumps(dict(CACHE_SEEN), indent=2))
+        in_server = {
+            name: {
+                "p50_ms": _percentile(times, 50),
+                "p95_ms": _percentile(times, 95),
+                "p99_ms": _percentile(times, 99),
+            }
+            for name, times in IN_SERVER_MS.items()
+        }
+        Path(out).write_text(
+            json.dumps({"seen": dict(CACHE_SEEN), "in_server": in_server}, indent=2)
+        )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
