@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.orthophoto_list, name="list"),
     path("projects/<int:project_id>/", views.orthophoto_list, name="project"),
     path("upload/", views.orthophoto_upload, name="upload"),
+    path("api/", views.api_upload, name="api-upload"),
     path("<int:pk>.json", views.status, name="status"),
     path("<int:pk>/tilejson.json", views.tilejson, name="tilejson"),
     path(

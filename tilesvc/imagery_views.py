@@ -26,6 +26,12 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_safe
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 
 from registry import access
 from registry.errors import BadQuery, NotFound, RegistryError
@@ -92,6 +98,17 @@ class _UploadLimit(FileUploadHandler):
         """Leave the file to the handlers after this one."""
         return None
 
+    def refusal(self) -> imagery.ImageryRefused:
+        """Return the refusal of the file that was stopped."""
+        return imagery.ImageryRefused(
+            _(
+                "%(file)s is larger than %(limit)s bytes, the most an "
+                "orthophoto may be."
+            ),
+            file=self.exceeded_by,
+            limit=f"{self.limit:,}",
+        )
+
 
 @csrf_exempt  # checked by _upload, once the size limit is in place (see below)
 @require_http_methods(["GET", "POST"])
@@ -118,15 +135,7 @@ def _upload(request, limit: _UploadLimit):
     if request.method == "POST":
         valid = form.is_valid()
         if limit.exceeded_by is not None:
-            too_large = imagery.ImageryRefused(
-                _(
-                    "%(file)s is larger than %(limit)s bytes, the most an "
-                    "orthophoto may be."
-                ),
-                file=limit.exceeded_by,
-                limit=f"{limit.limit:,}",
-            )
-            form.errors["file"] = form.error_class([too_large.bilingual])
+            form.errors["file"] = form.error_class([limit.refusal().bilingual])
             valid = False
         if valid:
             data = form.cleaned_data
@@ -143,6 +152,54 @@ def _upload(request, limit: _UploadLimit):
             else:
                 return redirect("imagery:project", project_id=orthophoto.project_id)
     return render(request, "tilesvc/imagery_upload.html", {"form": form})
+
+
+class _ApiUpload(serializers.Serializer):
+    """What a script sends to upload an orthophoto."""
+
+    file = serializers.FileField()
+    project = serializers.SlugRelatedField(
+        slug_field="code", queryset=Project.objects.all()
+    )
+    title = serializers.CharField(max_length=200)
+    captured_on = serializers.DateField(required=False, allow_null=True)
+
+
+@extend_schema(
+    tags=["imagery"],
+    operation_id="orthophoto_upload",
+    request={"multipart/form-data": _ApiUpload},
+    responses={202: OpenApiTypes.OBJECT},
+)
+@api_view(["POST"])
+def api_upload(request):
+    """Take an orthophoto from a script (token or session) and queue its conversion.
+
+    Answers 202 with what ``GET /imagery/{id}.json`` says (poll it for the
+    progress), or a bilingual 400 when the file is refused (nothing kept).
+    """
+    # Before the body is read: stop a file over the limit while it arrives.
+    limit = _UploadLimit(request._request, imagery.limits().upload_bytes)
+    request._request.upload_handlers.insert(0, limit)
+    access.refuse_unless_reader(request.user)
+    upload = _ApiUpload(data=request.data)
+    if limit.exceeded_by is not None:
+        raise limit.refusal()
+    if not upload.is_valid():
+        raise ValidationError(upload.errors)
+    data = upload.validated_data
+    orthophoto = tasks.submit(
+        data["file"],
+        project=data["project"],
+        title=data["title"],
+        actor=request.user,
+        captured_on=data.get("captured_on"),
+    )
+    return Response(
+        status_document(request, orthophoto),
+        status=202,
+        headers={"Location": reverse("imagery:status", args=[orthophoto.pk])},
+    )
 
 
 @require_safe

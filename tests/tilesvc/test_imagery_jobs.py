@@ -286,3 +286,67 @@ def test_a_script_follows_its_upload_with_an_api_token(
     assert (before["state"], before["progress"]) == ("queued", 0)
     assert (after["state"], after["progress"], after["failure"]) == ("ready", 100, None)
     assert script.get(after["tilejson"]).json()["tilejson"] == "3.0.0"
+
+
+def _api_post(token, path: Path, project, **fields):
+    from django.test import Client
+
+    with open(path, "rb") as handle:
+        return Client(HTTP_AUTHORIZATION=f"Token {token}").post(
+            "/imagery/api/",
+            {"file": handle, "project": project.code, "title": "脚本上传", **fields},
+        )
+
+
+def test_a_script_uploads_an_orthophoto_through_the_api(
+    surveyor, project, geotiff, imagery_dir
+):
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=surveyor)
+
+    response = _api_post(token, geotiff, project, captured_on="2026-11-30")
+
+    assert response.status_code == 202
+    orthophoto = Orthophoto.objects.get()
+    assert response["Location"] == f"/imagery/{orthophoto.pk}.json"
+    body = response.json()
+    assert (body["state"], body["progress"], body["project"]) == ("queued", 0, "GM-SC")
+    assert str(orthophoto.captured_on) == "2026-11-30"
+    run_worker()
+    orthophoto.refresh_from_db()
+    assert orthophoto.state == "ready"
+
+
+def test_the_api_refuses_in_both_languages_and_keeps_nothing(
+    planner, surveyor, project, geotiff, tmp_path, settings, imagery_dir
+):
+    from rest_framework.authtoken.models import Token
+
+    not_tiff = tmp_path / "ortho.tif"
+    not_tiff.write_bytes(b"<html>not an image</html>")
+    settings.IMAGERY_LIMITS = {"upload_bytes": 100_000}
+    big = tmp_path / "big.tif"
+    big.write_bytes(b"II*\x00" + bytes(3_000_000))
+    surveyor_token = Token.objects.create(user=surveyor)
+
+    not_a_surveyor = _api_post(Token.objects.create(user=planner), geotiff, project)
+    not_a_geotiff = _api_post(surveyor_token, not_tiff, project)
+    too_large = _api_post(surveyor_token, big, project)
+
+    assert not_a_surveyor.status_code == 403
+    assert not_a_surveyor.json()["error"]["en"] == (
+        "You may not upload orthophotos to project GM-SC."
+    )
+    assert not_a_geotiff.status_code == 400
+    assert not_a_geotiff.json()["error"]["en"] == (
+        "ortho.tif is not a GeoTIFF. Upload the orthophoto as a GeoTIFF (.tif)."
+    )
+    assert too_large.status_code == 400
+    assert too_large.json()["error"]["en"] == (
+        "big.tif is larger than 100,000 bytes, the most an orthophoto may be."
+    )
+    for refused in (not_a_surveyor, not_a_geotiff, too_large):
+        assert HAN.search(refused.json()["error"]["zh"])
+    assert Orthophoto.objects.count() == 0
+    assert files_under(imagery_dir) == []
