@@ -248,9 +248,10 @@ class Fields(Mapping):
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self.decoded:
             raw = self.raw.pop(name)  # KeyError for a name the file lacks
-            self.decoded[name] = self.padded(
-                encodings.decode_column(raw, self.encoding)
-            )
+            # Each distinct value decoded once: classes and villages repeat.
+            distinct, where = np.unique(raw, return_inverse=True)
+            decoded = encodings.decode_column(distinct, self.encoding)
+            self.decoded[name] = self.padded(decoded[where.reshape(-1)])
         return self.decoded[name]
 
     def __iter__(self):
