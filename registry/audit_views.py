@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_safe
 
-from registry import access
+from registry import access, spreadsheet
 from registry.choices import PROJECT_ROLES
 from registry.models import AuditAction, AuditChannel, AuditRecord, Project
 from registry.workflow import Move, Status
@@ -287,7 +287,7 @@ def _csv_rows(records: QuerySet, with_origin: bool):
         ]
         if with_origin:
             row += [record.remote_addr or "", record.user_agent, record.host]
-        yield writer.writerow(row)
+        yield writer.writerow(spreadsheet.row(row))
 
 
 def describe(record: AuditRecord) -> str:

@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from registry import access, statistics
+from registry import access, spreadsheet, statistics
 from registry.errors import PermissionRefused, RegistryError
 from registry.workflow import Status
 from spatial.area import to_lonlat
@@ -320,7 +320,11 @@ def _write_csv(cursor, path: Path, manifest: Manifest) -> None:
             geoms = to_lonlat(shapely.from_wkb([bytes(row[-1]) for row in rows]))
             for row, geom in zip(rows, geoms, strict=True):
                 values = [v.isoformat() if isinstance(v, date) else v for v in row[:-1]]
-                writer.writerow([*values, shapely.to_wkt(geom, rounding_precision=7)])
+                writer.writerow(
+                    spreadsheet.row(
+                        [*values, shapely.to_wkt(geom, rounding_precision=7)]
+                    )
+                )
                 manifest.features += 1
                 manifest.total_area_m2 += row[AREA] or 0.0
 

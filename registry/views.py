@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
-from registry import access, selectors, statistics
+from registry import access, selectors, spreadsheet, statistics
 from registry.choices import LandClass
 from registry.models import Project
 from registry.workflow import ORDER
@@ -116,8 +116,8 @@ def dashboard_csv(request):
     for project, summary in rows:
         writer.writerow(
             [
-                project.code,
-                project.name_zh,
+                spreadsheet.cell(project.code),
+                spreadsheet.cell(project.name_zh),
                 summary.parcels,
                 f"{summary.area_m2 / 1e6:.4f}",
                 f"{summary.cleared_m2 / 1e6:.4f}",

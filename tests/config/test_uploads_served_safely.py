@@ -8,7 +8,10 @@ downloads are attachments under names of our own, and the stored uploads
 themselves have no URL at all.
 """
 
+import csv
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -237,3 +240,51 @@ def test_a_page_not_found_does_not_echo_the_address(login, planner):
 def test_every_response_carries_nosniff_even_anonymous_ones():
     for url in ("/accounts/login/", "/api/parcels/", "/tiles/parcels.json", "/"):
         assert Client().get(url)["X-Content-Type-Options"] == "nosniff", url
+
+
+FORMULA = '=HYPERLINK("http://x.invalid","点击")'
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+
+
+def test_a_parcel_code_from_a_survey_file_is_exported_as_text_not_a_formula(
+    login, analyst, project, registry_admin
+):
+    services.parcel_create(
+        code=FORMULA,
+        land_class=LandClass.COLLECTIVE,
+        geom=parcel_square(project, 0, 40),
+        actor=registry_admin,
+        project=project,
+    )
+
+    response = login(analyst).get("/api/exports/banked/?format=csv&status=all")
+
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        rows = csv_rows(archive.read("banked.csv").decode("utf-8"))
+    code = rows[0].index("code")
+    assert [row[code] for row in rows[1:]] == ["'" + FORMULA]
+
+
+def test_the_dashboard_csv_shows_a_project_name_as_text(login, planner, project):
+    project.name_zh = "=1+1"
+    project.save()
+
+    rows = csv_rows(login(planner).get("/dashboard/progress.csv").content.decode())
+
+    assert [row[1] for row in rows[1:]] == ["'=1+1"]
+
+
+def test_the_audit_csv_shows_a_clients_user_agent_as_text(login, registry_admin):
+    client = login(registry_admin, language="en")
+    # Issuing a token is recorded, with the client's own words for itself.
+    client.post("/accounts/token/", {"action": "issue"}, HTTP_USER_AGENT=FORMULA)
+
+    response = client.get("/audit/records.csv")
+    rows = csv_rows(b"".join(response.streaming_content).decode())
+
+    agents = [row[rows[0].index("user agent")] for row in rows[1:]]
+    assert "'" + FORMULA in agents
+    assert FORMULA not in agents
