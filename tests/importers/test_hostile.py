@@ -421,7 +421,7 @@ def with_geometry(directory: Path, row: int, geometry, **options) -> Path:
 @pytest.mark.xfail(
     strict=True,
     reason="importers/checks.py: no limit on rings per feature yet (a 100,000-ring "
-    "polygon is imported after ~40 s, 20 s of it in shapely.set_precision)",
+    "polygon is imported, after 12-40 s, most of it in shapely.set_precision)",
 )
 def test_a_polygon_with_100000_rings_is_refused_on_its_row_quickly(
     corpus_dir, project, surveyor
