@@ -287,6 +287,12 @@ IMPORT_SERVICE_AREA = Path(
     )
 )
 IMPORT_SERVICE_MARGIN_M = float(os.environ.get("IMPORT_SERVICE_MARGIN_M", 2000))
+# Large uploads are spooled to disk by Django before a view runs; this handler
+# refuses them cleanly (507) when that disk is full.
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "importers.upload_handlers.RoomCheckedTemporaryFileUploadHandler",
+]
 # Where uploads wait for their background job; a private directory.
 IMPORT_UPLOAD_DIR = Path(
     os.environ.get("IMPORT_UPLOAD_DIR", BASE_DIR / "var" / "uploads")
