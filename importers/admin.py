@@ -28,4 +28,19 @@ class SavedMappingAdmin(RegistryAdminOnly, admin.ModelAdmin):
 
 @admin.register(TokenProxy, site=admin_site)
 class RegistryTokenAdmin(RegistryAdminOnly, TokenAdmin):
-    """API tokens for scripts and GIS clients; deleting one revokes it."""
+    """API tokens for scripts and GIS clients; deleting one revokes it.
+
+    The list says who has a token and since when, not the keys: a key an
+    administrator could read would let them act as its user, in that user's
+    name in the audit trail. Users make their own (``registry.tokens``); a
+    token is not added or handed to another user here. (A token's name is its
+    key, so its own page and the delete confirmation still show that one.)
+    """
+
+    list_display = ["user", "created"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -147,6 +147,8 @@ RULES: dict[str, dict[str, dict[str, int]]] = {
         "GET": only(IMPORTERS, 200, anonymous=302),
         "POST": only(IMPORTERS, 200, anonymous=302),
     },
+    # Scripts' upload: read before the project's role is checked (no file: 400).
+    "imagery/api/": {"POST": api(400)},
     "imagery/<int:pk>.json": {"GET": api(200)},
     "imagery/<int:pk>/tilejson.json": {"GET": api(200)},
     "imagery/<int:pk>/tiles/<int:z>/<int:x>/<int:y>.png": {"GET": api(200)},
@@ -203,7 +205,8 @@ ADMIN_MODELS = {
     "registry/membership": FULL,
     "auth/user": FULL,
     "auth/group": FULL,
-    "authtoken/tokenproxy": FULL,  # deleting a token revokes it
+    # Deleting a token revokes it; no key is shown, none is added or moved.
+    "authtoken/tokenproxy": VIEW_AND_DELETE,
     "importers/importbatch": READ_ONLY,
     "importers/savedmapping": FULL,
     "tilesvc/orthophoto": VIEW_AND_DELETE,  # through imagery.orthophoto_delete

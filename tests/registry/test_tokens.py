@@ -192,3 +192,22 @@ def test_the_command_issues_rotates_and_revokes(planner, capsys):
 def test_the_command_names_an_unknown_user():
     with pytest.raises(CommandError, match=r"There is no user nobody\."):
         call_command("api_token", "nobody")
+
+
+def test_the_admin_lists_who_has_a_token_but_not_the_keys(
+    login, planner, analyst, registry_admin
+):
+    keys = [Token.objects.create(user=user).key for user in (planner, analyst)]
+    admin = login(registry_admin)
+
+    listing = admin.get("/admin/authtoken/tokenproxy/")
+
+    assert listing.status_code == 200
+    assert "planner" in listing.content.decode()
+    assert not [key for key in keys if key in listing.content.decode()]
+    assert admin.get("/admin/authtoken/tokenproxy/add/").status_code == 403
+    moved = admin.post(
+        f"/admin/authtoken/tokenproxy/{planner.pk}/change/", {"user": analyst.pk}
+    )
+    assert moved.status_code == 403
+    assert Token.objects.get(key=keys[0]).user == planner
