@@ -14,7 +14,10 @@ Three more promises are checked on the same requests:
 - every state-changing request made with a session but without the CSRF token
   is refused with 403;
 - an anonymous visitor is sent to the login page (pages) or refused (APIs,
-  tiles), never served.
+  tiles), never served;
+- every answer carries ``X-Content-Type-Options: nosniff``, and no answer of
+  an API, tile or JSON route is ``text/html``;
+- a method no rule names is answered 405 (outside the admin site).
 
 Set ``ACCESS_MATRIX_DUMP=path`` to write the statuses observed (a table to read
 when a rule needs changing).
@@ -208,6 +211,20 @@ def _changed(before: dict, after: dict) -> list[str]:
         if counts != before.get(name, (0, 0, 0))
         and name not in access_rules.READ_RECORDS
     )
+
+
+def test_the_write_detector_sees_an_insert_an_update_and_a_delete(world):
+    """The counters the matrix trusts do move when a table is written to."""
+    before = _writes()
+    group = Group.objects.create(name="检查")
+    inserted = _writes()
+    Group.objects.filter(pk=group.pk).update(name="检查2")
+    updated = _writes()
+    group.delete()
+
+    assert _changed(before, inserted) == ["auth_group"]
+    assert _changed(inserted, updated) == ["auth_group"]
+    assert _changed(updated, _writes()) == ["auth_group"]
 
 
 def _client(request, persona: str, **kwargs) -> Client:
