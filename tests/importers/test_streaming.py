@@ -175,3 +175,22 @@ def test_the_dbf_reader_keeps_each_field_as_wide_as_its_longest_value(corpus_dir
     longest = max(len(p["code"].encode()) for p in corpus.PARCELS)
     assert table.raw["DKBM"].dtype.itemsize == longest
     assert [f.length for f in table.fields if f.name == "DKBM"] != [longest]
+
+
+def test_buildings_read_two_at_a_time_are_checked_and_committed_alike(
+    corpus_dir, project, surveyor, monkeypatch
+):
+    run_import(
+        corpus.shapefile_zip(corpus_dir), project=project, actor=surveyor, commit=True
+    )
+    path = corpus.buildings_zip(corpus_dir)
+    whole = run_import(path, project=project, actor=surveyor, layer="buildings")
+    monkeypatch.setattr(reading, "BATCH_SIZE", 2)
+
+    chunked = run_import(
+        path, project=project, actor=surveyor, layer="buildings", commit=True
+    )
+
+    assert chunked.state == ImportBatch.State.COMMITTED, chunked.report
+    assert chunked.report == whole.report
+    assert (chunked.created, chunked.updated) == (len(corpus.BUILDINGS), 0)
