@@ -53,12 +53,13 @@ def create(cursor, layer: str) -> None:
 
 def _tune(cursor) -> None:
     # The overlap check probes the table's GiST index once per row: with the
-    # default 8 MB of temporary buffers a large file's index is read from disk
-    # again and again. The size can only be set before the session's first
-    # temporary table (a worker's later imports keep the first setting).
+    # default 8 MB of temporary buffers a large file's table and index are read
+    # from disk again and again (a million rows take about 300 MB). The size
+    # can only be set before the session's first temporary table (a worker's
+    # later imports keep the first setting); buffers are taken as needed.
     try:
         with transaction.atomic():
-            cursor.execute("SET temp_buffers = '256MB'")
+            cursor.execute("SET temp_buffers = '512MB'")
     except DatabaseError:
         pass
     # Compiling these statements costs more than it saves: each runs once.
