@@ -42,13 +42,17 @@ static: venv
 
 setup: system venv messages migrate static
 
-# The import worker runs beside the web server and stops with it.
+# The job worker (imports, orthophotos, upkeep) runs beside the web server and
+# stops with it; scripts/supervise.sh starts it again when it exits (it stops
+# itself when the database restarts). gunicorn's gthread workers keep browsers'
+# connections alive and answer cached tiles while a thread waits on the database.
 demo: setup
 	$(MANAGE) load_demo --scale $(SCALE)
 	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/). Ctrl-C stops."
-	$(MANAGE) procrastinate worker --concurrency 1 & worker=$$!; \
+	scripts/supervise.sh $(MANAGE) procrastinate worker --concurrency 2 & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile -
+	$(VENV)/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
+	  --timeout 120 --access-logfile -
 
 test: setup
 	$(MANAGE) makemigrations --check --dry-run

@@ -10,8 +10,8 @@ users (``--users``). In one run:
    session, and a project ``LOAD`` on a square of land with no parcel yet (found
    with SQL in the service area's margin outside the district, so that the
    import's overlap checks accept it);
-3. the app served as ``make demo`` serves it: gunicorn, 2 (sync) workers, plus
-   one procrastinate worker; an empty tile cache of its own;
+3. the app served as ``make demo`` serves it: gunicorn, 2 workers of 4 threads
+   (``--threads``), plus one procrastinate worker; an empty tile cache of its own;
 4. what the users ask, drawn with a fixed seed from the database: 60 tiles
    (z14–z17) around random parcels, asked once before the run so that they are
    cached, and a pool of other z17/z18 tiles around other parcels, each asked
@@ -340,8 +340,8 @@ def main() -> int:
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="threads per gunicorn worker (1: sync workers, as make demo runs)",
+        default=4,
+        help="threads per gunicorn worker (4, as make demo runs; 1: sync workers)",
     )
     args = parser.parse_args()
 
@@ -480,7 +480,7 @@ def main() -> int:
             "import_committed_with_correct_counts": import_ok,
         },
     }
-    save("load" if args.threads == 1 else f"load-threads{args.threads}", result)
+    save("load" if args.threads == 4 else f"load-threads{args.threads}", result)
     print()
     print(
         f"{args.users} users, {args.run_time}: {total['requests']:,} requests, "

@@ -36,8 +36,8 @@ database given with ``--database``), in one run:
    the box. Then each box is asked ``--rounds`` times (3) more, the
    endpoints interleaved box by box so that a busy machine slows all of them
    alike. The client is plain sequential ``http.client`` on the loopback
-   (keep-alive where the server offers it; gunicorn's sync workers close each
-   connection, so both servers pay the same loopback connect). A latency is the
+   (both servers run gunicorn's gthread workers, as ``make demo`` does, which
+   keep the connection alive between requests). A latency is the
    round trip until the last byte of the body has been read;
 4. p50 and p95 per endpoint, the ratio to raw SQL, and the peak RSS of each
    server (the sum of ``VmHWM`` of the gunicorn master and its workers, read
@@ -99,6 +99,7 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 STORAGE_CRS = "http://www.opengis.net/def/crs/EPSG/0/4547"
 PROPERTIES = ["code", "land_class", "status", "street", "area_m2"]
 REQUEST_TIMEOUT = 120  # seconds for one request; a slower answer is a failure
+SERVER_THREADS = 4  # per worker, as in the Makefile's demo target
 START_TIMEOUT = 90  # seconds for a server to answer its first request
 
 ENVELOPE = "ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, 4326), 4547)"
@@ -520,7 +521,11 @@ def start_ours(
     ready_path: str = f"{OURS_PATH}?limit=1",
     env: dict | None = None,
 ) -> Server:
-    """Start the Django app under gunicorn with 2 workers on the bench DB."""
+    """Start the Django app on the bench DB as ``make demo`` serves it.
+
+    gunicorn with 2 workers of ``SERVER_THREADS`` threads each (gthread: the
+    connection is kept alive between requests, as a browser's is).
+    """
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -533,6 +538,7 @@ def start_ours(
         [
             str(Path(PYTHON).parent / "gunicorn"), "config.wsgi",
             "--bind", "127.0.0.1:{port}", "--workers", "2", "--timeout", "120",
+            "--threads", str(SERVER_THREADS),
         ],
         env,
         ROOT,
@@ -683,6 +689,7 @@ def start_pygeoapi(
         [
             str(bin_dir / "gunicorn"), "pygeoapi.flask_app:APP",
             "--bind", "127.0.0.1:{port}", "--workers", "2", "--timeout", "120",
+            "--threads", str(SERVER_THREADS),
         ],
         env,
         RESULTS,
