@@ -330,14 +330,16 @@ def registered_elsewhere(cursor, *, layer: str, project_id: int, field_name: str
 def settled_changes(cursor, *, project_id: int, statuses, labels, field_name: str):
     """Report staged rows that would change a parcel in one of ``statuses``.
 
-    Delivering such a parcel again unchanged (the same geometry, exactly) is fine.
+    Delivering such a parcel again unchanged (the same shape, whatever the order
+    of its vertices) is fine.
     """
     cursor.execute(
         """
         SELECT s.row, s.code, p.status FROM import_stage s
         JOIN registry_parcel p
           ON p.code = s.code AND p.project_id = %s AND p.status = ANY(%s)
-        WHERE NOT (s.ok AND s.geom = p.geom) ORDER BY s.row
+        WHERE NOT (s.ok AND (s.geom = p.geom OR ST_Equals(s.geom, p.geom)))
+        ORDER BY s.row
         """,
         [project_id, list(statuses)],
     )

@@ -141,7 +141,11 @@ def survey_apply(
             WITH changed AS (
                 SELECT p.id, p.geom, p.land_class, p.declared_area_m2
                 FROM registry_parcel p JOIN survey_stage s ON s.code = p.code
-                WHERE NOT (p.geom = s.geom AND p.land_class = s.land_class
+                -- The same shape with its vertices in another order (as
+                -- imports stored them while GEOS rebuilt every rounded
+                -- ring) is no change.
+                WHERE NOT ((p.geom = s.geom OR ST_Equals(p.geom, s.geom))
+                           AND p.land_class = s.land_class
                            AND p.declared_area_m2 IS NOT DISTINCT FROM s.declared)
             )
             INSERT INTO registry_parcelrevision

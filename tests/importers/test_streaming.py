@@ -10,6 +10,7 @@ the same counts, the same preview; committed, the same parcels.
 import pyogrio.raw
 import pytest
 import shapely
+from django.db import connection
 from shapely.geometry import Polygon, box
 
 from importers import reading
@@ -194,3 +195,27 @@ def test_buildings_read_two_at_a_time_are_checked_and_committed_alike(
     assert chunked.state == ImportBatch.State.COMMITTED, chunked.report
     assert chunked.report == whole.report
     assert (chunked.created, chunked.updated) == (len(corpus.BUILDINGS), 0)
+
+
+def test_a_parcel_stored_with_its_vertices_in_another_order_is_unchanged(
+    corpus_dir, project, surveyor
+):
+    path = corpus.shapefile_zip(corpus_dir)
+    run_import(path, project=project, actor=surveyor, commit=True)
+    imported = registry_state()
+    # As imports stored it while GEOS rebuilt every rounded ring: the same ring,
+    # starting at its second vertex.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE registry_parcel SET geom = ST_Multi(ST_MakePolygon("
+            "ST_AddPoint(ST_RemovePoint(ST_ExteriorRing(ST_GeometryN(geom, 1)), 0),"
+            " ST_PointN(ST_ExteriorRing(ST_GeometryN(geom, 1)), 2))))"
+            " WHERE code = 'GM-T-0001'"
+        )
+    rotated = registry_state()
+    assert rotated["geometries"]["GM-T-0001"] != imported["geometries"]["GM-T-0001"]
+
+    again = run_import(path, project=project, actor=surveyor, commit=True)
+
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 6)
+    assert registry_state() == rotated
