@@ -279,6 +279,11 @@ IMPORT_LIMITS = {
     "unpacked_bytes": int(os.environ.get("IMPORT_MAX_UNPACKED_BYTES", 2 * 1024**3)),
     "entries": int(os.environ.get("IMPORT_MAX_ENTRIES", 1000)),
     "ratio": int(os.environ.get("IMPORT_MAX_RATIO", 100)),
+    # Bounded work per feature and per file: a surveyed parcel has tens to a few
+    # thousand vertices; these stop a hostile file before its geometry is checked.
+    "feature_rings": int(os.environ.get("IMPORT_MAX_FEATURE_RINGS", 1000)),
+    "feature_vertices": int(os.environ.get("IMPORT_MAX_FEATURE_VERTICES", 100_000)),
+    "file_vertices": int(os.environ.get("IMPORT_MAX_FILE_VERTICES", 20_000_000)),
 }
 # Imported data must fall inside this outline (WGS84 GeoJSON) grown by the margin.
 IMPORT_SERVICE_AREA = Path(

@@ -10,6 +10,7 @@ from collections import defaultdict
 
 import numpy as np
 import shapely
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from importers.errors import Problem
@@ -71,6 +72,10 @@ def geometry(
             )
         )
     ok &= ~wrong
+    ok &= _within_limits(rows, codes, present, ok, problems)
+    # Rows refused so far are not looked at again: a 100,000-ring polygon must
+    # not reach the validity check.
+    present = np.where(ok, present, shapely.Polygon())
     has_z = ok & shapely.has_z(present)
     if has_z.any():
         for i in np.flatnonzero(has_z)[:1]:
@@ -140,6 +145,47 @@ def geometry(
         )
     multi[ok & ~plain] = as_multipolygons(present[ok & ~plain])
     return multi, ok, problems
+
+
+def _within_limits(rows, codes, geoms, ok, problems: list[Problem]) -> np.ndarray:
+    """Return which rows are within the rings and vertices a feature may have."""
+    limits = settings.IMPORT_LIMITS
+    max_rings, max_vertices = limits["feature_rings"], limits["feature_vertices"]
+    within = np.ones(len(geoms), dtype=bool)
+    candidates = np.flatnonzero(ok)
+    if not len(candidates):
+        return within
+    vertices = shapely.get_num_coordinates(geoms[candidates])
+    # Rings of polygons only: a MultiPolygon's come through its parts.
+    parts, part_of = shapely.get_parts(geoms[candidates], return_index=True)
+    ring_of_part = shapely.get_rings(parts, return_index=True)[1]
+    rings = np.bincount(part_of[ring_of_part], minlength=len(candidates))
+    for position in np.flatnonzero((rings > max_rings) | (vertices > max_vertices)):
+        i = candidates[position]
+        if rings[position] > max_rings:
+            message = _(
+                "The geometry has %(count)s rings; at most %(limit)s are accepted "
+                "in one feature."
+            )
+            count, limit = rings[position], max_rings
+        else:
+            message = _(
+                "The geometry has %(count)s vertices; at most %(limit)s are "
+                "accepted in one feature."
+            )
+            count, limit = vertices[position], max_vertices
+        problems.append(
+            Problem.of(
+                message,
+                row=int(rows[i]),
+                code=codes[i],
+                field="geometry",
+                count=f"{int(count):,}",
+                limit=f"{limit:,}",
+            )
+        )
+        within[i] = False
+    return within
 
 
 def duplicate_codes(cursor, field_name: str) -> list[Problem]:

@@ -10,15 +10,22 @@ import.
 
 import hashlib
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import shapely
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -31,7 +38,7 @@ from importers.models import ImportBatch, SavedMapping
 from registry import access
 from registry.choices import LandClass
 from registry.errors import PermissionRefused, RegistryError
-from registry.models import Project
+from registry.models import Building, Parcel, Project
 from registry.resurvey import Staged, buildings_apply, survey_apply, survey_undo
 from registry.workflow import CLEARED_STATUSES, Status
 from spatial.crs import STORAGE_SRID
@@ -42,6 +49,10 @@ PRECISION_M = 0.001
 OPEN_STATES = ("queued", "checking", "checked", "committing")
 IMPORT_LOCK = 440311  # advisory lock class of imports; the second key is the project
 REPORTED_PROBLEMS = 5000
+QUOTED_CHARACTERS = 40  # of a source value in a message
+CODE_MODEL = {"parcels": Parcel, "buildings": Building}
+# Waits between attempts to record a failure once the database is back.
+RECONNECT_DELAYS_S = (0, 1, 2, 4, 8, 15, 30, 60)
 
 
 @dataclass
@@ -191,15 +202,46 @@ def run(
         batch.progress, batch.stage = 100, ""
         batch.save()
         return batch
+    except (OperationalError, InterfaceError) as error:
+        # The database went away (restarted, network): the transaction died with
+        # the connection; say so on the batch once the server is back.
+        record_lost_connection(batch.pk, error)
+        raise
     except Exception as error:
-        # Anything unforeseen (the database went away, a library failed): the
-        # transaction rolled back, and the batch says so before the error goes on.
+        # Anything else unforeseen (a library failed): the transaction rolled
+        # back, and the batch says so before the error goes on.
         ImportBatch.objects.filter(pk=batch.pk).update(
             state=ImportBatch.State.FAILED,
             error=f"导入失败 / import failed: {type(error).__name__}: {error}"[:2000],
             stage="",
         )
         raise
+
+
+def record_lost_connection(batch_id: int, error: Exception) -> None:
+    """Mark the batch failed with the reason, waiting for the database (≤ 2 min).
+
+    The update cannot go through the broken connection, and the server may
+    still be starting: each attempt opens a new connection. A batch that
+    finished meanwhile (committed, refused) is left as it is.
+    """
+    reason = (
+        "导入失败：与数据库的连接中断（数据库重启或网络故障），本批次未写入任何数据；"
+        "请重新检查该文件。 / Import failed: the connection to the database was lost "
+        "(database restarted or network failure); nothing of this batch was "
+        f"written. Check the file again. ({type(error).__name__}: {error})"
+    )[:2000]
+    unfinished = (*OPEN_STATES, ImportBatch.State.FAILED)
+    for delay in RECONNECT_DELAYS_S:
+        time.sleep(delay)
+        connection.close()  # never reuse the broken connection
+        try:
+            ImportBatch.objects.filter(pk=batch_id, state__in=unfinished).update(
+                state=ImportBatch.State.FAILED, error=reason, stage=""
+            )
+            return
+        except DatabaseError:
+            continue
 
 
 def undo(batch: ImportBatch, *, actor) -> ImportBatch:
@@ -328,8 +370,22 @@ def _check(batch, options: Options, workdir: Path, progress: Progress) -> Checke
         staging.create(cursor, options.layer)
         # None when the file is in EPSG:4547 already (asked once, not per chunk).
         source_crs = None if resolved.crs.to_epsg() == STORAGE_SRID else resolved.crs
+        vertices, most_vertices = 0, settings.IMPORT_LIMITS["file_vertices"]
         for chunk in layer.chunks():
-            findings.add("reader", chunk.problems)
+            vertices += int(shapely.get_num_coordinates(chunk.geoms).sum())
+            if vertices > most_vertices:
+                # Stop reading: the rest of such a file is not worth the work.
+                raise ImportRefused(
+                    _(
+                        "%(file)s holds more than %(limit)s vertices (%(count)s in "
+                        "its first %(rows)s rows); split it into files of at most "
+                        "%(limit)s."
+                    ),
+                    file=name,
+                    limit=f"{most_vertices:,}",
+                    count=f"{vertices:,}",
+                    rows=f"{features + len(chunk.rows):,}",
+                )
             columns = _check_chunk(
                 chunk, source_crs, mapping, options, findings, placement
             )
@@ -386,11 +442,40 @@ def _check_chunk(chunk, source_crs, mapping, options, findings, placement) -> di
     rows, fields = chunk.rows, mapping.fields
     count = len(rows)
     codes = _text_column(chunk.fields.get(fields["code"]), count)
+    longest = CODE_MODEL[options.layer]._meta.get_field("code").max_length
+    lengths = np.fromiter((len(c) for c in codes), dtype=np.int64, count=count)
+    findings.add(
+        "code",
+        [
+            Problem.of(
+                _(
+                    "The value is %(length)s characters long; at most %(limit)s are "
+                    "stored."
+                ),
+                row=int(rows[i]),
+                field=fields["code"],
+                length=f"{int(lengths[i]):,}",
+                limit=longest,
+            )
+            for i in np.flatnonzero(lengths > longest)
+        ],
+    )
+    codes[lengths > longest] = ""  # never quoted, stored or indexed
+    # What the reader found in these rows (a NUL, a number that is none) names
+    # the row's code too, as every other check does.
+    code_of = dict(zip(rows.tolist(), codes, strict=True))
+    findings.add(
+        "reader",
+        [
+            replace(p, code=code_of.get(p.row, "")) if p.row and not p.code else p
+            for p in chunk.problems
+        ],
+    )
     findings.add(
         "code",
         [
             Problem.of(_("The code is empty."), row=int(rows[i]), field=fields["code"])
-            for i in np.flatnonzero(codes == "")
+            for i in np.flatnonzero(lengths == 0)
         ],
     )
     geoms, ok, geometry_problems = checks.geometry(
@@ -665,7 +750,7 @@ def _vocabulary(mapping, fields, target, rows, codes, problems, *, default):
                     row=int(rows[i]),
                     code=codes[i],
                     field=source_field,
-                    value="" if value is None else value,
+                    value=_quoted(value),
                     target=target,
                 )
             )
@@ -734,10 +819,16 @@ def _land_classes(mapping, fields, rows, codes, options, problems) -> np.ndarray
                 row=int(rows[i]),
                 code=codes[i],
                 field=source_field,
-                value="" if values[i] is None else values[i],
+                value=_quoted(values[i]),
             )
         )
     return out
+
+
+def _quoted(value, longest: int = QUOTED_CHARACTERS) -> str:
+    """Return a source value as a message quotes it: cut short when long."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= longest else f"{text[:longest]}…"
 
 
 def _mapped(mapping, target: str, values) -> np.ndarray:

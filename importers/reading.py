@@ -115,17 +115,15 @@ def _read_shapefile(source: Source, info: dict, *, name: str, override) -> Layer
     rows = np.arange(1, records + 1)
     problems: list[Problem] = []
     if table.header_count != table.file_count:
-        problems.append(
-            Problem.of(
-                _(
-                    "The .dbf header announces %(header)s records but the file "
-                    "holds %(actual)s."
-                ),
-                row=None,
-                severity="warning",
-                header=table.header_count,
-                actual=table.file_count,
-            )
+        # GDAL reads as many records as the header says: a header that lies
+        # loses parcels or invents missing ones, so the file is damaged.
+        raise ImportRefused(
+            _(
+                "The .dbf header announces %(header)s records but the file holds "
+                "%(actual)s."
+            ),
+            header=table.header_count,
+            actual=table.file_count,
         )
     if table.file_count != shapes:
         problems.append(
@@ -225,8 +223,47 @@ def _dbf_fields(table: DbfTable, indexes, encoding: str, *, problems) -> "Fields
             parsed = _numbers(values, dbf_field.name, indexes[held] + 1, problems)
             fields.decoded[dbf_field.name] = fields.padded(parsed)
         else:
-            fields.raw[dbf_field.name] = values
+            fields.raw[dbf_field.name] = _without_nul(
+                values, dbf_field.name, indexes[held] + 1, problems
+            )
     return fields
+
+
+def _without_nul(values: np.ndarray, field_name: str, rows, problems) -> np.ndarray:
+    """Return text values with any NUL byte removed, reporting each such row.
+
+    No text column of PostgreSQL holds a NUL; numpy's bytes type already drops
+    the trailing ones, so any NUL left is inside the value.
+    """
+    holding = _inner_nul_rows(values)
+    if not len(holding):
+        return values
+    for index in holding:
+        problems.append(
+            Problem.of(
+                _("The value holds a NUL character (\\0), which cannot be stored."),
+                row=int(rows[index]),
+                field=field_name,
+            )
+        )
+    cleaned = values.copy()
+    cleaned[holding] = [bytes(v).replace(b"\x00", b"") for v in values[holding]]
+    return cleaned
+
+
+def _inner_nul_rows(values: np.ndarray) -> np.ndarray:
+    """Return the indexes of values with a NUL before their last other byte.
+
+    Vectorised over the fixed-width bytes (numpy pads short values with NULs,
+    which are no part of the value).
+    """
+    width = values.dtype.itemsize
+    if len(values) == 0 or width == 0:
+        return np.array([], dtype=np.int64)
+    set_bytes = np.ascontiguousarray(values).view(np.uint8).reshape(-1, width) != 0
+    end = width - np.argmax(set_bytes[:, ::-1], axis=1)  # after the last set byte
+    end[~set_bytes.any(axis=1)] = 0
+    return np.flatnonzero(set_bytes.sum(axis=1) < end)
 
 
 class Fields(Mapping):

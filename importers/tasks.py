@@ -4,8 +4,6 @@ The same PostgreSQL that holds the registry holds the queue, so a job is enqueue
 in the same transaction as its batch and no broker has to be run or trusted.
 """
 
-import time
-
 from django.contrib.auth import get_user_model
 from django.db import (
     DatabaseError,
@@ -35,8 +33,6 @@ MAX_INTERRUPTED_ATTEMPTS = 2
 # Seconds without a heartbeat after which a worker counts as dead (procrastinate's
 # own default ``stalled_worker_timeout``; workers beat every 10 s).
 STALLED_AFTER_S = 30
-# Waits between attempts to record a failure once the database is back.
-RECONNECT_DELAYS_S = (0, 1, 2, 4, 8, 15, 30, 60)
 
 
 @app.task(name="importers.run_batch", queue="imports", pass_context=True)
@@ -97,28 +93,8 @@ def _run_locked(batch_id: int, commit: bool, actor_id: int | None, attempts: int
         # The database went away mid-run (restarted, network): the run's
         # transaction died with the connection, and the pipeline could not record
         # the failure while the server was down. Record it once it is back.
-        _record_lost_connection(batch_id, error)
+        pipeline.record_lost_connection(batch_id, error)
         raise
-
-
-def _record_lost_connection(batch_id: int, error: Exception) -> None:
-    """Mark the batch failed with the reason, waiting for the database (≤ 2 min)."""
-    reason = (
-        "导入失败：与数据库的连接中断（数据库重启或网络故障），本批次未写入任何数据；"
-        "请重新检查该文件。 / Import failed: the connection to the database was lost "
-        "(database restarted or network failure); nothing of this batch was "
-        f"written. Check the file again. ({type(error).__name__}: {error})"
-    )[:2000]
-    for delay in RECONNECT_DELAYS_S:
-        time.sleep(delay)
-        connection.close()  # never reuse the broken connection
-        try:
-            ImportBatch.objects.filter(
-                pk=batch_id, state__in=(*INTERRUPTED, ImportBatch.State.FAILED)
-            ).update(state=ImportBatch.State.FAILED, error=reason, stage="")
-            return
-        except DatabaseError:
-            continue
 
 
 @app.periodic(cron="* * * * *", periodic_id="retry-stalled-imports")

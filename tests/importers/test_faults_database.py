@@ -116,14 +116,6 @@ def wait_for_stage(url: str, stage: str, process, timeout: float = 120) -> None:
     raise AssertionError(f"the import never reached {stage}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "importers.pipeline.run records the failure once, at once, on the "
-        "connection the restart broke: the server is still down, so the batch "
-        "stays 'checking' (reported; the job path records it in importers.tasks)"
-    ),
-)
 def test_a_restart_mid_command_fails_the_batch_and_the_retry_succeeds(
     cluster, database, tmp_path
 ):

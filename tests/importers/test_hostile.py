@@ -418,11 +418,6 @@ def with_geometry(directory: Path, row: int, geometry, **options) -> Path:
     return corpus.shapefile_zip(directory, parcels=parcels, **options)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importers/checks.py: no limit on rings per feature yet (a 100,000-ring "
-    "polygon is imported, after 12-40 s, most of it in shapely.set_precision)",
-)
 def test_a_polygon_with_100000_rings_is_refused_on_its_row_quickly(
     corpus_dir, project, surveyor
 ):
@@ -451,10 +446,6 @@ def test_a_polygon_with_a_thousand_holes_is_accepted(corpus_dir, project, survey
     assert shapely.get_num_interior_rings(stored.geoms[0]) == 999
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importers/checks.py: no limit on vertices per feature yet",
-)
 def test_a_polygon_with_200000_vertices_is_refused_on_its_row(
     corpus_dir, project, surveyor
 ):
@@ -482,11 +473,6 @@ def test_a_polygon_with_200000_vertices_is_refused_on_its_row(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importers/pipeline.py: no limit on the vertices of a whole file yet "
-    "(IMPORT_LIMITS['file_vertices'])",
-)
 def test_a_file_with_too_many_vertices_in_all_is_refused(
     settings, corpus_dir, project, surveyor
 ):
@@ -496,7 +482,8 @@ def test_a_file_with_too_many_vertices_in_all_is_refused(
 
     assert_refused(
         batch,
-        "parcels.zip holds 30 vertices; at most 20 are accepted in one file: split it.",
+        "parcels.zip holds more than 20 vertices (30 in its first 6 rows); split "
+        "it into files of at most 20.",
     )
 
 
@@ -577,11 +564,6 @@ def test_arrays_nested_past_pythons_recursion_limit_refuse_the_file(
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importers/pipeline.py: a code longer than the column (40) reaches the "
-    "database (ProgramLimitExceeded on the staging index), no row error",
-)
 def test_a_code_of_100000_characters_is_refused_on_its_row(
     corpus_dir, project, surveyor
 ):
@@ -596,11 +578,6 @@ def test_a_code_of_100000_characters_is_refused_on_its_row(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importers/pipeline.py: the report quotes an unknown value whole "
-    "(100,000 characters per row) instead of its first 40 characters",
-)
 def test_a_huge_unknown_value_is_quoted_short_in_the_report(
     corpus_dir, project, surveyor
 ):
@@ -657,11 +634,6 @@ def test_an_escaped_backslash_before_u0000_is_no_nul(corpus_dir, project, survey
     assert (batch.state, batch.created) == (ImportBatch.State.COMMITTED, 6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importers/reading.py (encoding.decode_column): a NUL inside a .dbf "
-    "text value reaches the report's jsonb and the import fails with DataError",
-)
 def test_a_nul_in_a_dbf_value_is_refused_on_its_row(corpus_dir, project, surveyor):
     parcels = [dict(p) for p in corpus.PARCELS]
     parcels[1]["owner_note"] = "张三?李四"
@@ -687,12 +659,6 @@ def test_a_nul_in_a_dbf_value_is_refused_on_its_row(corpus_dir, project, surveyo
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importers/reading.py: a .dbf header claiming more records than the "
-    "file holds is only a warning; GDAL then reads no shape at all and every row "
-    "is blamed for a missing geometry",
-)
 def test_a_dbf_claiming_2_31_records_refuses_the_file_naming_the_claim(
     corpus_dir, project, surveyor
 ):
@@ -706,16 +672,9 @@ def test_a_dbf_claiming_2_31_records_refuses_the_file_naming_the_claim(
 
     batch = refused_quickly(upload, project, surveyor, seconds=2.0, peak=16 * MIB)
 
-    assert batch.state == ImportBatch.State.REFUSED
-    assert reported(batch) == [
-        (
-            None,
-            "",
-            "",
-            "error",
-            "The .dbf header announces 2147483648 records but the file holds 6.",
-        )
-    ]
+    assert_refused(
+        batch, "The .dbf header announces 2147483648 records but the file holds 6."
+    )
 
 
 def test_a_dbf_claiming_2_31_records_costs_no_memory(corpus_dir, project, surveyor):
@@ -732,4 +691,4 @@ def test_a_dbf_claiming_2_31_records_costs_no_memory(corpus_dir, project, survey
     batch = refused_quickly(upload, project, surveyor, seconds=2.0, peak=16 * MIB)
 
     assert batch.state == ImportBatch.State.REFUSED
-    assert_chinese(batch.report["problems"][0]["zh"], batch.report["problems"][0]["en"])
+    assert_chinese(batch.report["refusal"]["zh"], batch.report["refusal"]["en"])
