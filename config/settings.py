@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "config.locale.ChineseFirstLocaleMiddleware",
     "config.nul_guard.RefuseNulMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which would read an upload first (see the module).
+    "config.upload_refusals.UploadRefusalMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "registry.audit_origin.OriginMiddleware",

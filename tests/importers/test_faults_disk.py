@@ -124,3 +124,27 @@ def test_a_full_temporary_directory_refuses_the_batch_with_the_reason(
     }
     assert not Parcel.objects.exists()
     assert list(full_disk.iterdir()) == []
+
+
+def test_a_large_upload_on_the_page_into_a_full_temporary_directory_is_refused(
+    settings, client, project, surveyor, full_disk, tmp_path
+):
+    # The page's CSRF check reads the body before the view: the refusal must
+    # still be a page saying why, not an error page.
+    settings.FILE_UPLOAD_TEMP_DIR = str(full_disk)
+    upload = incompressible_zip(tmp_path, 3_000_000)
+    client.force_login(surveyor)
+
+    with open(upload, "rb") as handle:
+        response = client.post(
+            "/imports/new/",
+            {"file": handle, "project": project.pk, "layer": "parcels"},
+        )
+
+    assert response.status_code == 507
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert "服务器磁盘空间不足，无法接收 big.zip；未保存任何内容。" in page
+    assert "The server has no room left to receive big.zip; nothing was stored." in page
+    assert list(full_disk.iterdir()) == []
+    assert not ImportBatch.objects.exists()

@@ -1,0 +1,49 @@
+"""Refuse an upload the server cannot receive before the CSRF check reads it.
+
+Django reads a multipart body the first time ``request.POST`` is asked for; for
+a page that is the CSRF check, before any view runs. An upload refused while it
+is read (``importers.errors.NoRoom``: the disk is full) would then escape as an
+error page. This middleware, placed before ``CsrfViewMiddleware``, reads the
+body itself and answers such a refusal as the APIs answer every other one: JSON
+under the APIs, a page elsewhere, in both languages and with its own status.
+"""
+
+from django.http import JsonResponse
+from django.template.response import TemplateResponse
+
+from config.api_errors import API_PREFIXES
+from registry.errors import RegistryError
+
+# Where uploads are answered in JSON: the APIs, and scripts' orthophoto uploads.
+JSON_PATHS = (*API_PREFIXES, "/imagery/api/")
+
+
+class UploadRefusalMiddleware:
+    """Answer a refused upload (e.g. no room to spool it) with its reason."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        """Pass the request on (the work is in ``process_view``)."""
+        return self.get_response(request)
+
+    def process_view(self, request, view, args, kwargs):
+        """Read a multipart body now; answer a refusal raised while reading."""
+        if request.method != "POST" or not request.content_type.startswith(
+            "multipart/"
+        ):
+            return None
+        try:
+            request.POST  # noqa: B018 -- reading it is the point
+        except RegistryError as error:
+            if request.path.startswith(JSON_PATHS):
+                return JsonResponse(
+                    error.body(),
+                    status=error.status,
+                    json_dumps_params={"ensure_ascii": False},
+                )
+            return TemplateResponse(
+                request, "refusal.html", {"error": error}, status=error.status
+            ).render()
+        return None
