@@ -26,7 +26,7 @@ import json
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -180,9 +180,11 @@ def _refuse_unless_reader(request) -> tuple[QuerySet, bool]:
     return readable
 
 
-@require_safe
-def audit_list(request):
-    """List the audit records the user may read, filtered, newest first."""
+def _asked(request):
+    """Return (form, filters, readable records, with origin), or a 400 page.
+
+    The list and its CSV read the same filters the same way.
+    """
     records, with_origin = _refuse_unless_reader(request)
     form = AuditFilter(request.GET or None, projects=_visible_projects(request.user))
     if request.GET and not form.is_valid():
@@ -193,6 +195,16 @@ def audit_list(request):
             status=400,
         )
     data = form.cleaned_data if request.GET else {}
+    return form, data, records, with_origin
+
+
+@require_safe
+def audit_list(request):
+    """List the audit records the user may read, filtered, newest first."""
+    asked = _asked(request)
+    if isinstance(asked, HttpResponse):
+        return asked
+    form, data, records, with_origin = asked
     selected = filtered(records, data)
     if data.get("before"):
         last = AuditRecord.objects.filter(pk=data["before"]).values("at").first()
@@ -233,16 +245,10 @@ def audit_list(request):
 @require_safe
 def audit_csv(request):
     """Download the filtered records as CSV (UTF-8 with BOM, for Excel)."""
-    records, with_origin = _refuse_unless_reader(request)
-    form = AuditFilter(request.GET or None, projects=_visible_projects(request.user))
-    if request.GET and not form.is_valid():
-        return render(
-            request,
-            "registry/audit.html",
-            {"form": form, "rows": [], "with_origin": with_origin},
-            status=400,
-        )
-    data = form.cleaned_data if request.GET else {}
+    asked = _asked(request)
+    if isinstance(asked, HttpResponse):
+        return asked
+    _form, data, records, with_origin = asked
     selected = filtered(records, {**data, "before": None})
     response = StreamingHttpResponse(
         _csv_rows(selected, with_origin), content_type="text/csv; charset=utf-8"
