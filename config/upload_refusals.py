@@ -1,11 +1,12 @@
 """Refuse an upload the server cannot receive before the CSRF check reads it.
 
 Django reads a multipart body the first time ``request.POST`` is asked for; for
-a page that is the CSRF check, before any view runs. An upload refused while it
-is read (``importers.errors.NoRoom``: the disk is full) would then escape as an
-error page. This middleware, placed before ``CsrfViewMiddleware``, reads the
-body itself and answers such a refusal as the APIs answer every other one: JSON
-under the APIs, a page elsewhere, in both languages and with its own status.
+a page the CSRF check protects, that is the check, before any view runs. An
+upload refused while it is read (``importers.errors.NoRoom``: the disk is full)
+would then escape as an error page. This middleware, placed before
+``CsrfViewMiddleware``, reads such a body itself and answers the refusal as
+every other one is answered: JSON under the APIs, a page elsewhere, in both
+languages and with its own status.
 """
 
 from django.http import JsonResponse
@@ -33,6 +34,11 @@ class UploadRefusalMiddleware:
         if request.method != "POST" or not request.content_type.startswith(
             "multipart/"
         ):
+            return None
+        if getattr(view, "csrf_exempt", False):
+            # The CSRF check will not read this body: the view does, after
+            # setting its own upload handlers (the APIs, the size-limited
+            # orthophoto upload), and answers refusals itself.
             return None
         try:
             request.POST  # noqa: B018 -- reading it is the point
