@@ -50,8 +50,21 @@ def tile_key(layer: Layer, z: int, x: int, y: int, filters) -> str:
     """Return the cache key of the tile as the registry stands now."""
     epoch_key, gen_key = _generation_keys(layer.id, z, x, y)
     generations = _generations().get_many([epoch_key, gen_key])
-    epoch, gen = generations.get(epoch_key, "0"), generations.get(gen_key, "0")
+    epoch = generations.get(epoch_key) or _first_epoch(epoch_key)
+    gen = generations.get(gen_key, "0")
     return f"tile:{layer.id}:{z}:{x}:{y}:{epoch}:{gen}:{_filters_key(filters)}"
+
+
+def _first_epoch(epoch_key: str) -> str:
+    """Start a layer's first epoch with a token of its own, never a constant.
+
+    An empty generations cache (a new server, a wiped ``var/``) must not hand
+    out the keys, and so the ETags, of tiles drawn before it was emptied: a
+    browser revalidating such a tile would be told it is current, and a tile
+    kept late by a request from before would be found again.
+    """
+    _generations().add(epoch_key, uuid.uuid4().hex[:12], None)
+    return _generations().get(epoch_key)
 
 
 def get(key: str) -> tuple[bytes, str] | None:

@@ -41,3 +41,27 @@ def test_the_generation_store_never_culls(tmp_path):
 
     assert len(store.get_many([f"gen:{n}" for n in range(50)])) == 50
     assert caches["tile_generations"] is not caches["tiles"]
+
+
+def test_an_emptied_generation_store_never_hands_out_a_key_from_before(
+    settings, tmp_path
+):
+    # A new server, or var/ wiped: the same tile must not get the key (and so
+    # the ETag) it had before, or a browser's stale copy would be called current.
+    def fresh_store(name):
+        settings.CACHES = {
+            **settings.CACHES,
+            "tile_generations": {
+                "BACKEND": "tilesvc.file_cache.TileFileCache",
+                "LOCATION": str(tmp_path / name),
+                "OPTIONS": {"CULL": False},
+            },
+        }
+
+    fresh_store("first")
+    before = cache.tile_key(PARCELS, 16, 1, 1, {})
+    assert cache.tile_key(PARCELS, 16, 1, 1, {}) == before  # stable while kept
+    fresh_store("second")
+
+    assert cache.tile_key(PARCELS, 16, 1, 1, {}) != before
+    assert cache.etag_of(cache.tile_key(PARCELS, 16, 1, 1, {})) != cache.etag_of(before)
