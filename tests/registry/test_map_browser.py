@@ -30,6 +30,7 @@ from tests.factories import (
     BuildingFactory,
     ParcelFactory,
     ProjectFactory,
+    project_boundary,
     user_with_role,
 )
 
@@ -67,8 +68,12 @@ def land():
     """A planner, an analyst, and a project of sixteen 80 m parcels."""
     user_with_role(Role.PLANNER, username="map-planner")
     analyst = user_with_role(Role.ANALYST, username="map-analyst")
-    project = ProjectFactory(code="GM-MAP", name_zh="地图测试项目")
-    ProjectFactory(code="GM-NEXT", name_zh="相邻项目")
+    # Fixed places, whatever the factories' counters say after other tests: the
+    # pixels checked must not lie under the district's outline (drawn dashed).
+    project = ProjectFactory(
+        code="GM-MAP", name_zh="地图测试项目", boundary=project_boundary(0)
+    )
+    ProjectFactory(code="GM-NEXT", name_zh="相邻项目", boundary=project_boundary(1))
     parcels = []
     for n in range(16):
         position = n if n < 8 else n + 2  # row 0: 0-7, row 1: 10-17
