@@ -60,3 +60,23 @@ def parcel_state(parcel: Parcel) -> dict:
             )
         ),
     }
+
+
+def change_form_data(parcel, **changes) -> dict:
+    """Return what the change form posts when only ``changes`` are made."""
+    data = {
+        "code": parcel.code,
+        "project": parcel.project_id or "",
+        "land_class": parcel.land_class,
+        "street": parcel.street,
+        "geom": parcel.geom.ewkt,
+        "declared_area_m2": parcel.declared_area_m2 or "",
+        "new_status": "",
+        "reason": "",
+        "evidence_ref": "",
+        "new_banked_on": "",
+        "new_bank_ref": "",
+        "_save": "Save",
+    }
+    data.update(changes)
+    return data

@@ -8,7 +8,7 @@ import pytest
 from registry import services
 from registry.models import Building, BuildingStatusChange, Parcel, ParcelStatusChange
 from tests.factories import BuildingFactory, ParcelFactory, UserFactory, parcel_square
-from tests.registry.helpers import parcel_state
+from tests.registry.helpers import change_form_data, parcel_state
 
 pytestmark = pytest.mark.django_db
 
@@ -25,26 +25,6 @@ def admin_client(login, registry_admin):
 
 def change_url(parcel) -> str:
     return f"/admin/registry/parcel/{parcel.pk}/change/"
-
-
-def change_form_data(parcel, **changes) -> dict:
-    """Return what the change form posts when only ``changes`` are made."""
-    data = {
-        "code": parcel.code,
-        "project": parcel.project_id or "",
-        "land_class": parcel.land_class,
-        "street": parcel.street,
-        "geom": parcel.geom.ewkt,
-        "declared_area_m2": parcel.declared_area_m2 or "",
-        "new_status": "",
-        "reason": "",
-        "evidence_ref": "",
-        "new_banked_on": "",
-        "new_bank_ref": "",
-        "_save": "Save",
-    }
-    data.update(changes)
-    return data
 
 
 def result_codes(response) -> list[str]:

@@ -33,6 +33,7 @@ from tests.factories import (
     parcel_square,
     square,
 )
+from tests.registry.helpers import change_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -291,25 +292,6 @@ def test_a_parcel_added_in_the_admin_is_recorded(
 # -- geometry -----------------------------------------------------------------
 
 
-def admin_change(parcel, **changes) -> dict:
-    data = {
-        "code": parcel.code,
-        "project": parcel.project_id or "",
-        "land_class": parcel.land_class,
-        "street": parcel.street,
-        "geom": parcel.geom.ewkt,
-        "declared_area_m2": parcel.declared_area_m2 or "",
-        "new_status": "",
-        "reason": "",
-        "evidence_ref": "",
-        "new_banked_on": "",
-        "new_bank_ref": "",
-        "_save": "Save",
-    }
-    data.update(changes)
-    return data
-
-
 def test_an_admin_geometry_edit_leaves_a_record_and_a_revision(
     admin_web, registry_admin, project, trail
 ):
@@ -319,7 +301,7 @@ def test_an_admin_geometry_edit_leaves_a_record_and_a_revision(
 
     response = admin_web.post(
         f"/admin/registry/parcel/{parcel.pk}/change/",
-        admin_change(parcel, geom=bigger.ewkt),
+        change_form_data(parcel, geom=bigger.ewkt),
     )
 
     assert response.status_code == 302
@@ -346,7 +328,7 @@ def test_an_admin_edit_that_changes_nothing_is_not_recorded(admin_web, project, 
     parcel = ParcelFactory(project=project)
 
     response = admin_web.post(
-        f"/admin/registry/parcel/{parcel.pk}/change/", admin_change(parcel)
+        f"/admin/registry/parcel/{parcel.pk}/change/", change_form_data(parcel)
     )
 
     assert response.status_code == 302
@@ -361,7 +343,7 @@ def test_an_admin_edit_of_other_fields_names_them(
 
     admin_web.post(
         f"/admin/registry/parcel/{parcel.pk}/change/",
-        admin_change(parcel, project=other_project.pk, declared_area_m2="1550"),
+        change_form_data(parcel, project=other_project.pk, declared_area_m2="1550"),
     )
 
     [record] = trail()
