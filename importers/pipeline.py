@@ -135,9 +135,9 @@ def run(
     committer = actor or batch.created_by
     options = Options(**batch.options)
     report_progress = _progress_recorder(batch, progress)
-    batch.state = ImportBatch.State.CHECKING
-    batch.save(update_fields=["state"])
     try:
+        batch.state = ImportBatch.State.CHECKING
+        batch.save(update_fields=["state"])
         with (
             tempfile.TemporaryDirectory(prefix="landreg-import-") as workdir,
             transaction.atomic(),
@@ -463,14 +463,15 @@ def _check_chunk(chunk, source_crs, mapping, options, findings, placement) -> di
     codes[lengths > longest] = ""  # never quoted, stored or indexed
     # What the reader found in these rows (a NUL, a number that is none) names
     # the row's code too, as every other check does.
-    code_of = dict(zip(rows.tolist(), codes, strict=True))
-    findings.add(
-        "reader",
-        [
-            replace(p, code=code_of.get(p.row, "")) if p.row and not p.code else p
-            for p in chunk.problems
-        ],
-    )
+    if chunk.problems:
+        code_of = dict(zip(rows.tolist(), codes, strict=True))
+        findings.add(
+            "reader",
+            [
+                replace(p, code=code_of.get(p.row, "")) if p.row and not p.code else p
+                for p in chunk.problems
+            ],
+        )
     findings.add(
         "code",
         [

@@ -7,8 +7,6 @@ in the same transaction as its batch and no broker has to be run or trusted.
 from django.contrib.auth import get_user_model
 from django.db import (
     DatabaseError,
-    InterfaceError,
-    OperationalError,
     connection,
     transaction,
 )
@@ -87,14 +85,9 @@ def _run_locked(batch_id: int, commit: bool, actor_id: int | None, attempts: int
         # A retried job finds its batch already finished: do it only once.
         return batch.state
     actor = get_user_model().objects.get(pk=actor_id) if actor_id else None
-    try:
-        return pipeline.run(batch, commit=commit, actor=actor).state
-    except (OperationalError, InterfaceError) as error:
-        # The database went away mid-run (restarted, network): the run's
-        # transaction died with the connection, and the pipeline could not record
-        # the failure while the server was down. Record it once it is back.
-        pipeline.record_lost_connection(batch_id, error)
-        raise
+    # A lost database connection is recorded on the batch by the pipeline
+    # itself, once the server is back (``pipeline.record_lost_connection``).
+    return pipeline.run(batch, commit=commit, actor=actor).state
 
 
 @app.periodic(cron="* * * * *", periodic_id="retry-stalled-imports")
