@@ -55,11 +55,37 @@ def incompressible_zip(directory: Path, size: int) -> Path:
     return path
 
 
-def test_an_upload_into_a_full_upload_directory_is_refused_and_leaves_nothing(
-    settings, project, surveyor, full_disk, tmp_path
+@pytest.mark.parametrize(
+    ("setting", "size", "zh", "en"),
+    [
+        # Under 2.5 MB the upload reaches the view, which keeps it in the
+        # upload directory.
+        (
+            "IMPORT_UPLOAD_DIR",
+            600_000,
+            "服务器磁盘空间不足，无法保存 big.zip；未保存任何内容。"
+            "请稍后重试或联系管理员。",
+            "The server has no room left to keep big.zip; nothing was stored. "
+            "Try again later or ask the administrator.",
+        ),
+        # Over 2.5 MB, Django itself writes the upload to FILE_UPLOAD_TEMP_DIR
+        # before the view runs.
+        (
+            "FILE_UPLOAD_TEMP_DIR",
+            3_000_000,
+            "服务器磁盘空间不足，无法接收 big.zip；未保存任何内容。"
+            "请稍后重试或联系管理员。",
+            "The server has no room left to receive big.zip; nothing was "
+            "stored. Try again later or ask the administrator.",
+        ),
+    ],
+    ids=["upload directory", "spooled to the temporary directory"],
+)
+def test_an_api_upload_onto_a_full_disk_is_refused_and_leaves_nothing(
+    settings, project, surveyor, full_disk, tmp_path, setting, size, zh, en
 ):
-    settings.IMPORT_UPLOAD_DIR = full_disk
-    upload = incompressible_zip(tmp_path, 600_000)
+    setattr(settings, setting, str(full_disk))
+    upload = incompressible_zip(tmp_path, size)
     token, _ = Token.objects.get_or_create(user=surveyor)
 
     with open(upload, "rb") as handle:
@@ -68,40 +94,10 @@ def test_an_upload_into_a_full_upload_directory_is_refused_and_leaves_nothing(
         )
 
     assert response.status_code == 507
-    assert response.json()["error"] == {
-        "zh": "服务器磁盘空间不足，无法保存 big.zip；未保存任何内容。"
-        "请稍后重试或联系管理员。",
-        "en": "The server has no room left to keep big.zip; nothing was stored. "
-        "Try again later or ask the administrator.",
-    }
+    assert response.json()["error"] == {"zh": zh, "en": en}
     assert list(full_disk.iterdir()) == []
     assert not ImportBatch.objects.exists()
     assert not ProcrastinateJob.objects.filter(task_name="importers.run_batch").exists()
-
-
-def test_a_large_upload_spooled_into_a_full_temporary_directory_is_refused(
-    settings, project, surveyor, full_disk, tmp_path
-):
-    # Over 2.5 MB, Django itself writes the upload to FILE_UPLOAD_TEMP_DIR
-    # before the view runs.
-    settings.FILE_UPLOAD_TEMP_DIR = str(full_disk)
-    upload = incompressible_zip(tmp_path, 3_000_000)
-    token, _ = Token.objects.get_or_create(user=surveyor)
-
-    with open(upload, "rb") as handle:
-        response = Client(HTTP_AUTHORIZATION=f"Token {token.key}").post(
-            "/api/imports/", {"file": handle, "project": "GM-SC"}
-        )
-
-    assert response.status_code == 507
-    assert response.json()["error"] == {
-        "zh": "服务器磁盘空间不足，无法接收 big.zip；未保存任何内容。"
-        "请稍后重试或联系管理员。",
-        "en": "The server has no room left to receive big.zip; nothing was "
-        "stored. Try again later or ask the administrator.",
-    }
-    assert list(full_disk.iterdir()) == []
-    assert not ImportBatch.objects.exists()
 
 
 def test_a_full_temporary_directory_refuses_the_batch_with_the_reason(
