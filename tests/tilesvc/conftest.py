@@ -1,9 +1,12 @@
 """Tile tests: parcels placed on known tiles; an empty job queue."""
 
+from pathlib import Path
+
 import pytest
 from django.db import connection
 from pyproj import Transformer
 
+from tests.tilesvc.test_imagery import Place, place_in
 from tilesvc.vector import TMS
 
 TO_LONLAT = Transformer.from_crs(4547, 4326, always_xy=True)
@@ -21,3 +24,16 @@ def empty_queue(db):
     """Start with no jobs: the queue's tables are not Django's to flush."""
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM procrastinate_jobs")
+
+
+@pytest.fixture(autouse=True)
+def imagery_dir(settings, tmp_path) -> Path:
+    """Keep every orthophoto file of a test in its own directory."""
+    settings.IMAGERY_DIR = tmp_path / "imagery"
+    return settings.IMAGERY_DIR
+
+
+@pytest.fixture
+def place(project) -> Place:
+    """Where the test project's orthophotos lie."""
+    return place_in(project)

@@ -137,22 +137,32 @@ def assert_bilingual(error, english: str) -> None:
     assert HAN.search(error.zh), error.zh
 
 
+def damaged_geotiff(path: Path, place: Place) -> Path:
+    """Write a GeoTIFF whose header is sound and whose pixels cannot be decoded.
+
+    GDAL opens it, then fails to read: the pixel data is zeroed, not the header.
+    """
+    noise = np.random.default_rng(7).integers(0, 255, (3, SIZE, SIZE), dtype="uint8")
+    write_geotiff(
+        path,
+        west=place.west,
+        north=place.north,
+        data=noise,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+    )
+    content = bytearray(path.read_bytes())
+    middle = len(content) // 2
+    content[middle : middle + 200_000] = bytes(200_000)
+    path.write_bytes(bytes(content))
+    return path
+
+
 def assert_nothing_written(imagery_dir: Path) -> None:
     """Assert no orthophoto row and no file (COG or scratch) was left behind."""
     assert Orthophoto.objects.count() == 0
     assert files_under(imagery_dir) == []
-
-
-@pytest.fixture(autouse=True)
-def imagery_dir(settings, tmp_path) -> Path:
-    """Keep every COG of a test in its own directory."""
-    settings.IMAGERY_DIR = tmp_path / "imagery"
-    return settings.IMAGERY_DIR
-
-
-@pytest.fixture
-def place(project) -> Place:
-    return place_in(project)
 
 
 @pytest.fixture
@@ -492,21 +502,7 @@ def test_images_the_map_cannot_show_are_refused(
 def test_a_damaged_tiff_is_refused_and_leaves_nothing(
     tmp_path, project, surveyor, place, imagery_dir
 ):
-    noise = np.random.default_rng(7).integers(0, 255, (3, SIZE, SIZE), dtype="uint8")
-    upload = write_geotiff(
-        tmp_path / "cut.tif",
-        west=place.west,
-        north=place.north,
-        data=noise,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-    )
-    # Damage the pixel data, not the header: GDAL opens it, then fails to read.
-    content = bytearray(upload.read_bytes())
-    middle = len(content) // 2
-    content[middle : middle + 200_000] = bytes(200_000)
-    upload.write_bytes(bytes(content))
+    upload = damaged_geotiff(tmp_path / "cut.tif", place)
 
     with pytest.raises(ImageryRefused) as refused:
         ingest(upload, project, surveyor)

@@ -10,7 +10,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.db import connection
 from procrastinate.contrib.django.models import ProcrastinateJob
@@ -20,12 +19,11 @@ from tests.tilesvc.test_imagery import (
     BLUE,
     HAN,
     RED,
-    SIZE,
     ZOOM,
+    damaged_geotiff,
     decode,
     files_under,
     pixel,
-    place_in,
     write_geotiff,
 )
 from tests.tilesvc.test_imagery_views import upload
@@ -38,17 +36,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def imagery_dir(settings, tmp_path) -> Path:
-    settings.IMAGERY_DIR = tmp_path / "imagery"
-    return settings.IMAGERY_DIR
-
-
-@pytest.fixture
-def place(project):
-    return place_in(project)
-
-
 @pytest.fixture
 def geotiff(tmp_path, place) -> Path:
     return write_geotiff(tmp_path / "航拍.tif", west=place.west, north=place.north)
@@ -57,21 +44,7 @@ def geotiff(tmp_path, place) -> Path:
 @pytest.fixture
 def damaged(tmp_path, place) -> Path:
     """A GeoTIFF whose header is sound and whose pixels cannot be decoded."""
-    noise = np.random.default_rng(7).integers(0, 255, (3, SIZE, SIZE), dtype="uint8")
-    path = write_geotiff(
-        tmp_path / "cut.tif",
-        west=place.west,
-        north=place.north,
-        data=noise,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-    )
-    content = bytearray(path.read_bytes())
-    middle = len(content) // 2
-    content[middle : middle + 200_000] = bytes(200_000)
-    path.write_bytes(bytes(content))
-    return path
+    return damaged_geotiff(tmp_path / "cut.tif", place)
 
 
 @pytest.fixture

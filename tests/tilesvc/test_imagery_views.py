@@ -16,25 +16,12 @@ from tests.tilesvc.test_imagery import (
     decode,
     files_under,
     pixel,
-    place_in,
     write_geotiff,
 )
 from tilesvc import imagery
 from tilesvc.models import Orthophoto
 
 UPLOAD = "/imagery/upload/"
-
-
-@pytest.fixture(autouse=True)
-def imagery_dir(settings, tmp_path) -> Path:
-    """Keep every COG of a test in its own directory."""
-    settings.IMAGERY_DIR = tmp_path / "imagery"
-    return settings.IMAGERY_DIR
-
-
-@pytest.fixture
-def place(project):
-    return place_in(project)
 
 
 @pytest.fixture
