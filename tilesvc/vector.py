@@ -171,9 +171,12 @@ def tile_sql(
             {_cross_join(layer.select.format(geom=geom))}
             WHERE {" AND ".join(where)}
         )
-        SELECT ST_AsMVT(features, %s, {EXTENT}, 'geom', 'fid')
-        FROM features WHERE geom IS NOT NULL
+        SELECT ST_AsMVT(features, %s, {EXTENT}, 'geom', 'fid') FROM features
     """  # noqa: S608  (constants of this module; values are parameters)
+    # No ``WHERE geom IS NOT NULL`` on a feature clipped away: ST_AsMVT skips
+    # rows whose geometry is NULL, and since PostgreSQL inlines the CTE such a
+    # filter would run the clip (simplify, transform, ST_AsMVTGeom) twice per
+    # feature — measured on the x100 demo: z15 tiles 62 → 36 ms.
     margin = BUFFER / EXTENT
     return sql, [z, x, y, z, x, y, margin, *params, layer.id]
 
