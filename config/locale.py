@@ -11,13 +11,18 @@ from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 
 
+def activate_chosen_language(request) -> None:
+    """Activate the language from the switcher's cookie, else ``LANGUAGE_CODE``."""
+    chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
+    supported = {code for code, _name in settings.LANGUAGES}
+    language = chosen if chosen in supported else settings.LANGUAGE_CODE
+    translation.activate(language)
+    request.LANGUAGE_CODE = translation.get_language()
+
+
 class ChineseFirstLocaleMiddleware(LocaleMiddleware):
     """Activate the language from the switcher's cookie, else ``LANGUAGE_CODE``."""
 
     def process_request(self, request) -> None:
         """Activate the chosen language for this request."""
-        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
-        supported = {code for code, _name in settings.LANGUAGES}
-        language = chosen if chosen in supported else settings.LANGUAGE_CODE
-        translation.activate(language)
-        request.LANGUAGE_CODE = translation.get_language()
+        activate_chosen_language(request)

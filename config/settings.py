@@ -97,13 +97,15 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "config.locale.ChineseFirstLocaleMiddleware",
     "config.nul_guard.RefuseNulMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Map tiles leave here: they need nothing below (see the module).
+    "tilesvc.lane.TileLaneMiddleware",
+    "config.locale.ChineseFirstLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Before the CSRF check, which would read an upload first (see the module).
     "config.upload_refusals.UploadRefusalMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "registry.audit_origin.OriginMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

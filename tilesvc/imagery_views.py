@@ -37,6 +37,7 @@ from registry import access
 from registry.errors import BadQuery, NotFound, RegistryError
 from registry.models import Project
 from tilesvc import imagery, tasks
+from tilesvc.lane import in_tile_lane
 from tilesvc.models import Orthophoto
 from tilesvc.readers import refusal, tile_reader
 
@@ -300,6 +301,7 @@ def _cacheable(response: HttpResponse, etag: str, max_age: int) -> HttpResponse:
     return response
 
 
+@in_tile_lane  # answered straight after the session and user middleware
 @login_not_required  # sessions and tokens are checked by tile_reader (401 otherwise)
 @require_safe
 def tile(request, pk: int, z: int, x: int, y: int, img_format: str):

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_safe
 from registry import query_params
 from registry.errors import BadQuery, NotFound, RegistryError
 from tilesvc import cache, vector
+from tilesvc.lane import in_tile_lane
 from tilesvc.readers import Caller, refusal, tile_reader
 
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
@@ -79,6 +80,7 @@ class _TileResponse(HttpResponse):
             super().close()
 
 
+@in_tile_lane  # answered straight after the session and user middleware
 @login_not_required  # sessions and tokens are checked here; anonymous gets a 401
 @require_safe
 def tile(request, layer: str, z: int, x: int, y: int):
