@@ -395,6 +395,9 @@ CACHES = {
     "tiles": _tiles,
     "tile_generations": _tile_generations,
 }
+# A drawn tile is written to the cache by a thread of its own, after its
+# response has gone (tilesvc/keeper.py); False writes it in the request's thread.
+TILE_KEEP_BEHIND = os.environ.get("TILE_KEEP_BEHIND", "1") != "0"
 
 # The base map under the planners' map (registry/map_views.py), from MAP_BASEMAP:
 # - "none" (the default): no base layer at all. The map then shows the district

@@ -41,7 +41,12 @@ def fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def tile_cache(settings, tmp_path):
-    """Give each test an empty tile cache of its own, like a fresh server's."""
+    """Give each test an empty tile cache of its own, like a fresh server's.
+
+    Tiles are kept in the request's thread, so that a hit can be read right
+    after a miss (tests/tilesvc/test_keeper.py checks the writer thread).
+    """
+    settings.TILE_KEEP_BEHIND = False
     settings.CACHES = {
         **settings.CACHES,
         "tiles": {

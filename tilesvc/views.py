@@ -18,7 +18,7 @@ from django.views.decorators.http import require_safe
 
 from registry import query_params
 from registry.errors import BadQuery, NotFound, RegistryError
-from tilesvc import cache, vector
+from tilesvc import cache, keeper, vector
 from tilesvc.lane import in_tile_lane
 from tilesvc.readers import Caller, refusal, tile_reader
 
@@ -61,8 +61,10 @@ class _TileResponse(HttpResponse):
     """A tile's response that keeps a freshly drawn tile once it has been sent.
 
     The WSGI server calls ``close`` after the last byte has gone out, so the
-    client does not wait for the cache write. The key was fixed before the tile
-    was drawn, so keeping it late is as safe as keeping it at once: a change in
+    client does not wait for the cache write, and the write itself is handed
+    to the process's tile writer (``tilesvc.keeper``), so the next request on
+    the connection does not either. The key was fixed before the tile was
+    drawn, so keeping it late is as safe as keeping it at once: a change in
     between has already given the tile a new generation, and the late entry is
     never asked for.
     """
@@ -109,7 +111,7 @@ def tile(request, layer: str, z: int, x: int, y: int):
                 verdict, data = vector.render_gated(caller.gate, spec, z, x, y, filters)
                 caller.admit(verdict)
                 etag, source = cache.etag_of(key), "miss"
-                keep = partial(cache.keep, key, data, etag)
+                keep = partial(keeper.keep, key, data, etag)
             else:
                 caller.check()
                 (data, etag), source, keep = hit, "hit", None
