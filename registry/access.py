@@ -114,16 +114,6 @@ def can_read_registry(user: User | Grants) -> bool:
     return bool(roles_of(user))
 
 
-# ``can_read_registry`` in SQL, for a user row ``u`` (of ``auth_user``): a
-# request may then check its caller inside the statement that answers it (a map
-# tile) instead of in a round trip of its own. Keep the two in step (tested in
-# tests/tilesvc/test_views.py): active, and a superuser or holding any role.
-READER_SQL = (
-    "(u.is_active AND (u.is_superuser OR EXISTS ("
-    "SELECT 1 FROM registry_membership m WHERE m.user_id = u.id)))"
-)
-
-
 def refuse_unless_reader(user: User | Grants) -> None:
     """Refuse a user who holds no role in the registry (the APIs' first check)."""
     if not can_read_registry(user):

@@ -22,21 +22,13 @@ from registry.errors import NotLoggedIn, RegistryError
 from registry.token_auth import TokenWithRolesAuthentication
 
 READER = "reader"
-_NO_ROLE, _INACTIVE, _UNKNOWN = "no_role", "inactive", "unknown"
+_NO_ROLE = "no_role"  # the others: "inactive", "unknown" (a 401 either way)
 
-# One row whatever the caller: a verdict the view turns into an answer.
-_VERDICT = f"""
-    SELECT CASE WHEN u.id IS NULL THEN '{_UNKNOWN}'
-                WHEN NOT u.is_active THEN '{_INACTIVE}'
-                WHEN {access.READER_SQL} THEN '{READER}'
-                ELSE '{_NO_ROLE}' END AS verdict
-    FROM (SELECT 1) one {{users}}
-"""  # noqa: S608  (constants; the key or id is a parameter)
-_BY_TOKEN = _VERDICT.format(
-    users="LEFT JOIN (authtoken_token t JOIN auth_user u ON u.id = t.user_id)"
-    " ON t.key = %s"
-)
-_BY_ID = _VERDICT.format(users="LEFT JOIN auth_user u ON u.id = %s")
+# One row whatever the caller: a verdict the view turns into an answer. The
+# check is a function (tilesvc migration 0003) so that PostgreSQL keeps its
+# plans for the connection instead of planning it again with every tile.
+_BY_TOKEN = "SELECT tile_caller_verdict(%s, NULL) AS verdict"  # noqa: S105
+_BY_ID = "SELECT tile_caller_verdict(NULL, %s) AS verdict"
 
 
 def tile_reader(request):
@@ -61,7 +53,7 @@ class Caller:
     ``sql`` selects one row with one column, ``verdict``; ``admit`` turns it
     into a refusal unless it is ``READER``. The same check as ``tile_reader``:
     a session's user (Django has read it) or an API token (DRF's header rules),
-    active, with a role (``access.READER_SQL``).
+    active, with a role (the SQL function ``tile_caller_verdict``).
     """
 
     sql: str

@@ -216,12 +216,13 @@ def gated_tile_sql(
 
     ``gate`` is (SQL selecting one row with a ``verdict`` column, its
     parameters, the verdict that lets the tile be drawn). The tile is a scalar
-    subquery PostgreSQL evaluates only when the verdict lets it through.
+    subquery PostgreSQL evaluates only when the verdict lets it through; the
+    check is materialised so that it runs once, not once per mention.
     """
     check, check_params, passing = gate
     sql, params = tile_sql(layer, z, x, y, filters)
     gated = f"""
-        WITH caller AS ({check})
+        WITH caller AS MATERIALIZED ({check})
         SELECT caller.verdict, CASE WHEN caller.verdict = %s THEN ({sql}) END
         FROM caller
     """  # noqa: S608  (the callers' constant SQL; values are parameters)
