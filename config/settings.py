@@ -364,36 +364,25 @@ SPECTACULAR_SETTINGS = {
 
 # Rendered map tiles, shared by every server process: a file cache by default
 # (nothing else to run), Redis when TILE_CACHE_URL is set (redis://host:port/db;
-# use a "volatile-*" or "noeviction" maxmemory policy: the generation keys carry
-# no expiry and must never be evicted, the tiles expire and may be).
+# any eviction policy: the cache may forget any tile). Which drawing of a tile is
+# current is kept in the database (tilesvc/cache.py), never in this cache.
 _tile_cache_url = os.environ.get("TILE_CACHE_URL")
-_tile_cache_dir = Path(
-    os.environ.get("TILE_CACHE_DIR", BASE_DIR / "var" / "cache" / "tiles")
-)
 if _tile_cache_url:
     _tiles = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": _tile_cache_url,
     }
-    _tile_generations = _tiles
 else:
     _tiles = {
         "BACKEND": "tilesvc.file_cache.TileFileCache",
-        "LOCATION": str(_tile_cache_dir),
-        "OPTIONS": {"MAX_ENTRIES": 200_000},
-    }
-    # Which drawing of each tile is current (tilesvc/cache.py): never culled.
-    _tile_generations = {
-        "BACKEND": "tilesvc.file_cache.TileFileCache",
         "LOCATION": str(
-            _tile_cache_dir.with_name(_tile_cache_dir.name + "-generations")
+            os.environ.get("TILE_CACHE_DIR", BASE_DIR / "var" / "cache" / "tiles")
         ),
-        "OPTIONS": {"CULL": False},
+        "OPTIONS": {"MAX_ENTRIES": 200_000},
     }
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "tiles": _tiles,
-    "tile_generations": _tile_generations,
 }
 # A drawn tile is written to the cache by a thread of its own, after its
 # response has gone (tilesvc/keeper.py); False writes it in the request's thread.

@@ -53,11 +53,6 @@ def tile_cache(settings, tmp_path):
             "BACKEND": "tilesvc.file_cache.TileFileCache",
             "LOCATION": str(tmp_path / "tile-cache"),
         },
-        "tile_generations": {
-            "BACKEND": "tilesvc.file_cache.TileFileCache",
-            "LOCATION": str(tmp_path / "tile-generations"),
-            "OPTIONS": {"CULL": False},
-        },
     }
 
 

@@ -10,5 +10,14 @@ class TilesvcConfig(AppConfig):
     verbose_name = "Map tiles"
 
     def ready(self):
-        """Subscribe the tile cache to the registry's change announcements."""
-        from tilesvc import invalidation  # noqa: F401  (connects its receivers)
+        """Subscribe the tile cache to the registry's change announcements.
+
+        And give every tile layer a first epoch after ``migrate`` and after
+        ``flush`` (which empties the table), so that tiles are kept from the
+        first request on.
+        """
+        from django.db.models.signals import post_migrate
+
+        from tilesvc import invalidation
+
+        post_migrate.connect(invalidation.seed_epochs, sender=self)

@@ -21,16 +21,10 @@ CULL_EVERY = 500
 
 
 class TileFileCache(FileBasedCache):
-    """A file cache that stores values undeflated and culls every few writes.
-
-    ``OPTIONS = {"CULL": False}`` never culls (for the tile generations, whose
-    number is bounded by the tiles of the district).
-    """
+    """A file cache that stores values undeflated and culls every few writes."""
 
     def __init__(self, location, params):
-        options = dict(params.get("OPTIONS", {}))
-        self._culls = options.pop("CULL", True)
-        super().__init__(location, {**params, "OPTIONS": options})
+        super().__init__(location, params)
         self._writes = itertools.count()
 
     def _write_content(self, file, timeout, value):
@@ -40,5 +34,5 @@ class TileFileCache(FileBasedCache):
         file.write(zlib.compress(pickle.dumps(value, self.pickle_protocol), 0))
 
     def _cull(self):
-        if self._culls and next(self._writes) % CULL_EVERY == 0:
+        if next(self._writes) % CULL_EVERY == 0:
             super()._cull()

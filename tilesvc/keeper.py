@@ -6,8 +6,9 @@ but the server thread that sent it is not free until that write is done: about
 same connection waits out. So the write is handed to a thread of its own and
 the server thread goes back to serving at once.
 
-Losing a write costs only a redraw, never a stale tile (the key was fixed
-before the tile was drawn: see ``tilesvc.cache``), so the hand-over never
+Losing a write costs only a redraw, never a stale tile (a tile is kept with
+the stamp it was drawn under, which a later change replaces: see
+``tilesvc.cache``), nor does a late one, so the hand-over never
 waits: when ``PENDING`` tiles are already waiting — the disk cannot keep up —
 a new one is not kept, and a process that stops drops what is waiting.
 ``settings.TILE_KEEP_BEHIND = False`` keeps every tile in the request's own
@@ -39,9 +40,9 @@ class _Writer:
 
     def _run(self) -> None:
         while True:
-            key, data, etag = self.pending.get()
+            key, stamp, data = self.pending.get()
             try:
-                cache.keep(key, data, etag)
+                cache.keep(key, stamp, data)
             except Exception:
                 log.exception("could not keep tile %s", key)
             finally:
@@ -52,13 +53,13 @@ _writer: _Writer | None = None
 _starting = threading.Lock()
 
 
-def keep(key: str, data: bytes, etag: str) -> bool:
+def keep(key: str, stamp: str, data: bytes) -> bool:
     """Keep a drawn tile, behind the request; False if it was not taken."""
     if not getattr(settings, "TILE_KEEP_BEHIND", True):
-        cache.keep(key, data, etag)
+        cache.keep(key, stamp, data)
         return True
     try:
-        _current().pending.put_nowait((key, data, etag))
+        _current().pending.put_nowait((key, stamp, data))
     except queue.Full:
         log.warning("tile writer behind by %d tiles; %s not kept", PENDING, key)
         return False

@@ -171,3 +171,31 @@ class Orthophoto(models.Model):
     def running(self) -> bool:
         """Return whether the conversion is still to finish."""
         return self.state in (self.State.QUEUED, self.State.CONVERTING)
+
+
+class LayerEpoch(models.Model):
+    """The current epoch of a vector-tile layer: renewed by a change everywhere.
+
+    A random token, never a constant (``tilesvc.cache``): a database restored
+    elsewhere, or one emptied and loaded again, must never make a tile kept
+    before it current, nor its ETag.
+    """
+
+    layer = models.CharField(max_length=20, primary_key=True)
+    epoch = models.CharField(max_length=12)
+
+
+class TileGeneration(models.Model):
+    """Which drawing of one tile is current: renewed when what lies under it changes.
+
+    A tile without a row is in its layer's first generation, "0". Written by
+    ``tilesvc.cache.invalidate`` once a change has committed; read by the
+    statement that checks a kept tile and draws it again only when stale.
+    """
+
+    pk = models.CompositePrimaryKey("layer", "z", "x", "y")
+    layer = models.CharField(max_length=20)
+    z = models.PositiveSmallIntegerField()
+    x = models.PositiveIntegerField()
+    y = models.PositiveIntegerField()
+    generation = models.CharField(max_length=12)

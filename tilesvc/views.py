@@ -7,6 +7,7 @@ Chinese and English.
 
 import logging
 import time
+import uuid
 from functools import partial
 
 from django.contrib.auth.decorators import login_not_required
@@ -63,10 +64,10 @@ class _TileResponse(HttpResponse):
     The WSGI server calls ``close`` after the last byte has gone out, so the
     client does not wait for the cache write, and the write itself is handed
     to the process's tile writer (``tilesvc.keeper``), so the next request on
-    the connection does not either. The key was fixed before the tile was
-    drawn, so keeping it late is as safe as keeping it at once: a change in
-    between has already given the tile a new generation, and the late entry is
-    never asked for.
+    the connection does not either. The tile is kept with the stamp it was
+    drawn under, so keeping it late is as safe as keeping it at once: a change
+    in between has already given the tile a new generation, and the late copy
+    is drawn again when next asked for.
     """
 
     keep = None
@@ -88,8 +89,8 @@ class _TileResponse(HttpResponse):
 def tile(request, layer: str, z: int, x: int, y: int):
     """Return one vector tile (204 when nothing is there).
 
-    A tile that has to be drawn is drawn by the statement that checks the
-    caller (``readers.Caller``); a cached one after the caller's own check.
+    One statement checks the caller, reads the tile's current stamp and, unless
+    the kept copy carries that stamp, draws the tile (``tilesvc.cache``).
     """
     started = time.perf_counter()
     try:
@@ -104,18 +105,29 @@ def tile(request, layer: str, z: int, x: int, y: int):
             data, etag, source, keep = b"", "empty", "none", None
             looked_up = drawn = time.perf_counter()
         else:
-            key = cache.tile_key(spec, z, x, y, filters)
-            hit = cache.get(key)
+            key = cache.entry_key(spec, z, x, y, filters)
+            kept = cache.get(key)
             looked_up = time.perf_counter()
-            if hit is None:
-                verdict, data = vector.render_gated(caller.gate, spec, z, x, y, filters)
-                caller.admit(verdict)
-                etag, source = cache.etag_of(key), "miss"
-                keep = partial(keeper.keep, key, data, etag)
-            else:
-                caller.check()
-                (data, etag), source, keep = hit, "hit", None
+            verdict, stamp, data = vector.render_gated(
+                caller.gate,
+                cache.stamp_query(spec, z, x, y),
+                kept[0] if kept else None,
+                spec,
+                z,
+                x,
+                y,
+                filters,
+            )
+            caller.admit(verdict)
             drawn = time.perf_counter()
+            if data is None:  # the kept copy is current
+                data, source, keep = kept[1], "hit", None
+            else:
+                source = "miss"
+                keep = partial(keeper.keep, key, stamp, data) if stamp else None
+            # No stamp (a layer without an epoch yet): nothing is kept, and an
+            # ETag that never matches.
+            etag = cache.etag_of(key, stamp) if stamp else uuid.uuid4().hex
     except RegistryError as error:
         return refusal(error)
     quoted = f'"{etag}"'
@@ -132,8 +144,8 @@ def tile(request, layer: str, z: int, x: int, y: int):
     # tiles are behind a login.
     response["Cache-Control"] = "private, no-cache"
     response["X-Tile-Cache"] = source
-    # Time spent in the view, and in its parts (finding the tile's cache entry;
-    # then checking the caller and drawing the tile, one statement for a miss),
+    # Time spent in the view, and in its parts (finding the kept copy; then the
+    # one statement that checks the caller and the stamp, and draws a miss),
     # for the benchmark and for the browser's network panel. Keeping a drawn
     # tile happens after the response has been sent.
     ms = 1000

@@ -227,7 +227,7 @@ def test_a_drawn_tile_is_kept_once_the_response_is_sent(planner, parcel, rf):
     tile = tile_of(parcel.geom, 16)
     request = rf.get(url_of(parcel))
     request.user = planner
-    key = cache.tile_key(PARCELS, 16, tile.x, tile.y, {})
+    key = cache.entry_key(PARCELS, 16, tile.x, tile.y, {})
 
     response = views.tile(request, "parcels", 16, tile.x, tile.y)
     kept_while_sending = cache.get(key)
@@ -235,4 +235,6 @@ def test_a_drawn_tile_is_kept_once_the_response_is_sent(planner, parcel, rf):
 
     assert response.status_code == 200
     assert kept_while_sending is None
-    assert cache.get(key) == (response.content, response["ETag"].strip('"'))
+    stamp, data = cache.get(key)
+    assert data == response.content
+    assert cache.etag_of(key, stamp) == response["ETag"].strip('"')
