@@ -4,12 +4,11 @@ Each kept tile carries the *stamp* it was drawn under: its layer's epoch and the
 tile's own generation. Both live in PostgreSQL (``LayerEpoch``,
 ``TileGeneration``), beside the data they describe: a change under a tile gives
 it a new generation once the change has committed (``invalidate``), a change
-everywhere gives the layer a new epoch. The statement that answers a tile
-request reads the current stamp in the same round trip as it checks the caller,
-and draws the tile only when the kept one's stamp is not current
-(``vector.render_gated``). So a request costs one file read and one statement
-whether the tile was kept or not, and a tile is never served stale: its stamp
-is compared with the database's, not with a copy of it.
+everywhere gives the layer a new epoch. A request reads the current stamp in
+the same round trip as it checks the caller, and in the statement that draws a
+tile not kept (``vector.render_gated``): one file read and one statement, kept
+or not (two when a kept tile turns out stale). A tile is never served stale:
+its stamp is compared with the database's, not with a copy of it.
 
 A late write cannot make a stale tile current either: a tile drawn from data
 read just before a change carries the stamp from before, which the change has

@@ -10,6 +10,7 @@ it (``Caller``): the token's user and roles, or a session user's roles, are read
 in the same round trip as the tile, and the tile is only drawn for a reader.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
@@ -84,6 +85,22 @@ class Caller:
             cursor.execute(self.sql, self.params)
             (verdict,) = cursor.fetchone()
         self.admit(verdict)
+
+    def check_reading(self, query: tuple[str, Sequence]):
+        """Refuse the caller unless a reader; else return ``query``'s one value.
+
+        The check and ``query`` (SQL selecting one row of one column, with its
+        parameters) share one round trip: a kept tile's stamp, say.
+        """
+        sql, params = query
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT c.verdict, q.* FROM ({self.sql}) c, ({sql}) q",  # noqa: S608
+                [*self.params, *params],
+            )
+            verdict, value = cursor.fetchone()
+        self.admit(verdict)
+        return value
 
     @staticmethod
     def admit(verdict: str) -> None:

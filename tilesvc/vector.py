@@ -207,7 +207,6 @@ def render(
 def gated_tile_sql(
     gate: tuple[str, Sequence, str],
     stamp: tuple[str, Sequence],
-    kept: str | None,
     layer: Layer,
     z: int,
     x: int,
@@ -218,44 +217,39 @@ def gated_tile_sql(
 
     ``gate`` is (SQL selecting one row with a ``verdict`` column, its
     parameters, the verdict that lets the tile be drawn); ``stamp`` is (SQL
-    selecting one row with the tile's current ``stamp``, its parameters), and
-    ``kept`` the stamp of the copy the caller holds, if any. The tile is a
-    scalar subquery PostgreSQL evaluates only for a passing verdict and a stamp
-    that is not the kept one (NULL when it is not drawn); the check and the
-    stamp are materialised so that each runs once, not once per mention.
+    selecting one row with the tile's current ``stamp``, its parameters), read
+    in the same snapshot as the tile. The tile is a scalar subquery PostgreSQL
+    evaluates only for a passing verdict (NULL otherwise); the check is
+    materialised so that it runs once, not once per mention.
     """
     check, check_params, passing = gate
     stamp_sql, stamp_params = stamp
     sql, params = tile_sql(layer, z, x, y, filters)
     gated = f"""
-        WITH caller AS MATERIALIZED ({check}),
-             now AS MATERIALIZED ({stamp_sql})
+        WITH caller AS MATERIALIZED ({check})
         SELECT caller.verdict, now.stamp,
-               CASE WHEN caller.verdict = %s
-                     AND (now.stamp IS NULL OR now.stamp IS DISTINCT FROM %s)
-                    THEN ({sql}) END
-        FROM caller, now
+               CASE WHEN caller.verdict = %s THEN ({sql}) END
+        FROM caller, ({stamp_sql}) now
     """  # noqa: S608  (the callers' constant SQL; values are parameters)
-    return gated, [*check_params, *stamp_params, passing, kept, *params]
+    return gated, [*check_params, passing, *params, *stamp_params]
 
 
 def render_gated(
     gate: tuple[str, Sequence, str],
     stamp: tuple[str, Sequence],
-    kept: str | None,
     layer: Layer,
     z: int,
     x: int,
     y: int,
     filters: dict[str, Sequence[str]],
-) -> tuple[str, str | None, bytes | None]:
-    """Return the verdict, the current stamp and the tile if it had to be drawn.
+) -> tuple[str, str | None, bytes]:
+    """Return the verdict, the tile's current stamp and, if it passed, the tile.
 
-    The tile is None when it was not drawn (a refused caller, or ``kept`` is
-    current), empty bytes for an empty tile (see ``gated_tile_sql``).
+    See ``gated_tile_sql``; the tile is empty bytes for an empty tile or a
+    refused caller (whom the verdict refuses).
     """
-    sql, params = gated_tile_sql(gate, stamp, kept, layer, z, x, y, filters)
+    sql, params = gated_tile_sql(gate, stamp, layer, z, x, y, filters)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         verdict, current, data = cursor.fetchone()
-    return verdict, current, None if data is None else bytes(data)
+    return verdict, current, bytes(data or b"")
