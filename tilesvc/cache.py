@@ -31,16 +31,11 @@ from tilesvc.vector import TMS, Layer
 # write instead of tens of thousands, at the price of redrawing the rest.
 MAX_TILES_PER_CHANGE = 20_000
 TTL_S = 30 * 24 * 3600
-FIRST_GENERATION = "0"
 
-# The stamp a tile would be drawn under now: NULL while the layer has no epoch
-# (an emptied database before ``seed_epochs``), and then nothing is kept.
-STAMP_SQL = f"""
-    SELECT (SELECT epoch FROM tilesvc_layerepoch WHERE layer = %s) || ':' ||
-           coalesce((SELECT generation FROM tilesvc_tilegeneration
-                     WHERE layer = %s AND z = %s AND x = %s AND y = %s),
-                    '{FIRST_GENERATION}') AS stamp
-"""  # noqa: S608  (a constant of this module; values are parameters)
+# The stamp a tile would be drawn under now (a function: tilesvc migration
+# 0005); NULL while the layer has no epoch (an emptied database before
+# ``seed_epochs``), and then nothing is kept.
+STAMP_SQL = "SELECT tile_stamp(%s, %s, %s, %s) AS stamp"
 
 
 def _cache():
@@ -59,7 +54,7 @@ def entry_key(layer: Layer, z: int, x: int, y: int, filters) -> str:
 
 def stamp_query(layer: Layer, z: int, x: int, y: int) -> tuple[str, list]:
     """Return SQL (and parameters) selecting the tile's current ``stamp``."""
-    return STAMP_SQL, [layer.id, layer.id, z, x, y]
+    return STAMP_SQL, [layer.id, z, x, y]
 
 
 def get(key: str) -> tuple[str, bytes] | None:
