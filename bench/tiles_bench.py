@@ -13,11 +13,11 @@ loaded once and reused, as the OGC API benchmark does), in one run:
    so the check is counted against ours;
 3. **ours, uncached**: ``GET /tiles/parcels/{z}/{x}/{y}.mvt`` with an API token
    of the app under gunicorn (2 workers) with a tile cache of its own, emptied
-   before each of ``--rounds`` rounds, so every request renders (the server
+   before each of ``--rounds`` (5) rounds, so every request renders (the server
    keeps a drawn tile after sending it, so the round waits a moment before
    emptying). Raw SQL and ours are interleaved tile by tile, taking turns at
    going first;
-4. **ours, cached**: the same tiles ``--rounds`` (3) more times, all cache hits.
+4. **ours, cached**: the same tiles ``--rounds`` more times, all cache hits.
    Client latency over loopback and the server's own time (the view's
    ``Server-Timing`` header) are both reported;
 5. **throughput**: ``wrk`` (Debian's package; bounded: ``--duration`` 15 s,
@@ -165,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default=None, help="reuse a loaded DB URL")
     parser.add_argument("--per-zoom", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--skip-sizes", action="store_true")
     args = parser.parse_args()
