@@ -2,8 +2,9 @@
 
 A map view asks for dozens of tiles at once and hundreds while panning, so the
 work Django does around each one counts: the full middleware stack costs about
-as much as drawing a small tile (measured under gunicorn: 3.6 ms per cached
-tile with every middleware, 2.8 ms with only the ones below). A tile needs the
+as much as drawing a small tile (measured under gunicorn, time in the WSGI
+app: 3.6 ms per cached tile with every middleware, 2.8 ms with only those that
+run before this one). A tile needs the
 security headers, the session and the user (a map page's own login), and the
 NUL guard — all of which run before this middleware — and nothing after it:
 the tile views check their caller themselves (session or API token, a role in
