@@ -18,7 +18,6 @@ POST still meets the CSRF check and its 403 — goes the whole way.
 """
 
 from django.urls import Resolver404, resolve
-from django.utils.cache import patch_vary_headers
 
 from config.locale import activate_chosen_language
 
@@ -49,10 +48,11 @@ class TileLaneMiddleware:
         # What the skipped middleware would have added that a client uses: the
         # length (CommonMiddleware; without it the body goes chunked) and the
         # language of any message (the locale middleware, from the cookie).
+        # "Vary: Cookie" comes from the session middleware: every tile view
+        # reads the session's user.
         if not response.streaming and not response.has_header("Content-Length"):
             response["Content-Length"] = str(len(response.content))
         response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)
-        patch_vary_headers(response, ("Cookie",))
         return response
 
     @staticmethod
