@@ -83,6 +83,12 @@ def case_officer(project):
 
 
 @pytest.fixture
+def surveyor_elsewhere(other_project):
+    """A surveyor, but of the other project."""
+    return user_with_role(Role.SURVEYOR, other_project, username="surveyor_elsewhere")
+
+
+@pytest.fixture
 def case_officer_elsewhere(other_project):
     return user_with_role(
         Role.CASE_OFFICER, other_project, username="case_officer_elsewhere"

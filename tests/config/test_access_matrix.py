@@ -39,23 +39,17 @@ from rest_framework.authtoken.models import Token
 from fixtures.models import DemoLoad
 from importers.models import ImportBatch, SavedMapping
 from registry import services
-from registry.choices import BuildingStatus, LandClass, Role
+from registry.choices import BuildingStatus, LandClass
 from registry.models import ExportLog, ParcelRevision
 from tests.config import access_rules
 from tests.config.access_rules import PERSONAS, UNSAFE
 from tests.config.urlconf_walk import admin_model, concrete, routes
-from tests.factories import BuildingFactory, parcel_square, user_with_role
+from tests.factories import BuildingFactory, parcel_square
 from tests.tilesvc.conftest import tile_of
 from tests.tilesvc.test_imagery import place_in, write_geotiff
 from tilesvc import imagery
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def surveyor_elsewhere(other_project):
-    """A surveyor, but of the other project."""
-    return user_with_role(Role.SURVEYOR, other_project, username="surveyor_elsewhere")
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ import shapely
 from django.contrib.gis.geos import GEOSGeometry, MultiPolygon
 from django.db import connection, connections
 
-from registry.choices import Role
-from tests.factories import ProjectFactory, user_with_role
+from tests.factories import ProjectFactory
 from tests.importers import corpus
 
 BOUNDARY_MARGIN_M = 100.0
@@ -41,12 +40,6 @@ def project(db):
     return ProjectFactory(
         code="GM-SC", name_zh="光明科学城启动区", boundary=corpus_boundary()
     )
-
-
-@pytest.fixture
-def surveyor_elsewhere(other_project):
-    """A surveyor, but of the other project."""
-    return user_with_role(Role.SURVEYOR, other_project, username="surveyor_elsewhere")
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import pytest
 from django.db import connection
 from pyproj import Transformer
 
+from registry.workflow import Status
+from tests.factories import ParcelFactory
 from tests.tilesvc.test_imagery import Place, place_in
 from tilesvc.vector import TMS
 
@@ -17,6 +19,14 @@ def tile_of(geom, z: int):
     centre = geom.centroid
     lon, lat = TO_LONLAT.transform(centre.x, centre.y)
     return TMS.tile(lon, lat, z)
+
+
+@pytest.fixture
+def parcel_tile_url(project) -> str:
+    """Return the z16 parcel tile holding a cleared parcel of the test project."""
+    parcel = ParcelFactory(code="TILE-1", project=project, status=Status.CLEARED)
+    tile = tile_of(parcel.geom, 16)
+    return f"/tiles/parcels/16/{tile.x}/{tile.y}.mvt"
 
 
 @pytest.fixture

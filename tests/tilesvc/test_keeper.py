@@ -6,9 +6,6 @@ import threading
 
 import pytest
 
-from registry.workflow import Status
-from tests.factories import ParcelFactory
-from tests.tilesvc.conftest import tile_of
 from tilesvc import cache, keeper
 
 
@@ -18,13 +15,6 @@ def behind(settings):
     settings.TILE_KEEP_BEHIND = True
     yield
     keeper.settle()
-
-
-@pytest.fixture
-def tile_url(project):
-    parcel = ParcelFactory(code="KEEP-1", project=project, status=Status.CLEARED)
-    tile = tile_of(parcel.geom, 16)
-    return f"/tiles/parcels/16/{tile.x}/{tile.y}.mvt"
 
 
 @pytest.fixture
@@ -42,13 +32,13 @@ def writes(monkeypatch):
 
 
 def test_a_drawn_tile_is_kept_by_the_writer_thread(
-    behind, writes, login, planner, tile_url
+    behind, writes, login, planner, parcel_tile_url
 ):
     client = login(planner)
 
-    first = client.get(tile_url)
+    first = client.get(parcel_tile_url)
     keeper.settle()
-    second = client.get(tile_url)
+    second = client.get(parcel_tile_url)
 
     assert writes == ["tile-keeper"]
     assert (first["X-Tile-Cache"], second["X-Tile-Cache"]) == ("miss", "hit")
@@ -56,9 +46,9 @@ def test_a_drawn_tile_is_kept_by_the_writer_thread(
 
 
 def test_without_the_writer_the_request_keeps_its_tile(
-    writes, login, planner, tile_url
+    writes, login, planner, parcel_tile_url
 ):
-    login(planner).get(tile_url)
+    login(planner).get(parcel_tile_url)
 
     assert writes == [threading.current_thread().name]
 

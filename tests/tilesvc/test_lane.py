@@ -7,9 +7,6 @@ from django.test import Client
 from django.urls import path
 
 from config import urls as config_urls
-from registry.workflow import Status
-from tests.factories import ParcelFactory
-from tests.tilesvc.conftest import tile_of
 from tilesvc.lane import in_tile_lane
 
 
@@ -31,15 +28,8 @@ urlpatterns = [
 ]
 
 
-@pytest.fixture
-def tile_url(project):
-    parcel = ParcelFactory(code="LANE-1", project=project, status=Status.CLEARED)
-    tile = tile_of(parcel.geom, 16)
-    return f"/tiles/parcels/16/{tile.x}/{tile.y}.mvt"
-
-
-def test_a_tile_is_answered_before_the_page_middleware(login, planner, tile_url):
-    response = login(planner).get(tile_url)
+def test_a_tile_is_answered_before_the_page_middleware(login, planner, parcel_tile_url):
+    response = login(planner).get(parcel_tile_url)
 
     assert response.status_code == 200
     # Set by the middleware the lane skips (clickjacking guard on pages) …
@@ -51,12 +41,14 @@ def test_a_tile_is_answered_before_the_page_middleware(login, planner, tile_url)
     assert "Cookie" in response["Vary"]
 
 
-def test_the_chosen_language_is_named_in_the_lane(login, planner, tile_url):
-    assert login(planner, language="en").get(tile_url)["Content-Language"] == "en"
+def test_the_chosen_language_is_named_in_the_lane(login, planner, parcel_tile_url):
+    assert (
+        login(planner, language="en").get(parcel_tile_url)["Content-Language"] == "en"
+    )
 
 
-def test_an_anonymous_tile_request_is_still_refused(tile_url):
-    response = Client().get(tile_url)
+def test_an_anonymous_tile_request_is_still_refused(parcel_tile_url):
+    response = Client().get(parcel_tile_url)
 
     assert response.status_code == 401
     assert "登录" in response.json()["error"]["zh"]
@@ -66,11 +58,11 @@ def test_a_page_goes_the_whole_way(login, planner):
     assert login(planner).get("/map/")["X-Frame-Options"] == "DENY"
 
 
-def test_a_post_to_a_tile_meets_the_csrf_check(planner, tile_url):
+def test_a_post_to_a_tile_meets_the_csrf_check(planner, parcel_tile_url):
     client = Client(enforce_csrf_checks=True)
     client.force_login(planner)
 
-    assert client.post(tile_url).status_code == 403
+    assert client.post(parcel_tile_url).status_code == 403
 
 
 @pytest.mark.urls("tests.tilesvc.test_lane")
