@@ -67,7 +67,7 @@ def keep(key: str, stamp: str, data: bytes) -> bool:
 
 
 def settle(timeout: float = 10.0) -> None:
-    """Wait until every tile handed over has been written (for tests, benches)."""
+    """Wait until every tile handed over has been written (for the tests)."""
     pending = _current().pending
     with pending.all_tasks_done:
         if not pending.all_tasks_done.wait_for(

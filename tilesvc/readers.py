@@ -79,28 +79,22 @@ class Caller:
         """Return the check for a statement to run first (``vector.render_gated``)."""
         return self.sql, self.params, READER
 
-    def check(self) -> None:
-        """Refuse the caller unless a reader (one query of its own)."""
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, self.params)
-            (verdict,) = cursor.fetchone()
-        self.admit(verdict)
+    def check(self, reading: tuple[str, Sequence] | None = None):
+        """Refuse the caller unless a reader (one query of its own).
 
-    def check_reading(self, query: tuple[str, Sequence]):
-        """Refuse the caller unless a reader; else return ``query``'s one value.
-
-        The check and ``query`` (SQL selecting one row of one column, with its
-        parameters) share one round trip: a kept tile's stamp, say.
+        With ``reading`` (SQL selecting one row of one column, and its
+        parameters: a kept tile's stamp, say), that is read in the same round
+        trip, and its value returned.
         """
-        sql, params = query
+        sql, params = self.sql, list(self.params)
+        if reading is not None:
+            sql = f"SELECT c.verdict, r.* FROM ({sql}) c, ({reading[0]}) r"  # noqa: S608
+            params += reading[1]
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT c.verdict, q.* FROM ({self.sql}) c, ({sql}) q",  # noqa: S608
-                [*self.params, *params],
-            )
-            verdict, value = cursor.fetchone()
+            cursor.execute(sql, params)
+            verdict, *value = cursor.fetchone()
         self.admit(verdict)
-        return value
+        return value[0] if value else None
 
     @staticmethod
     def admit(verdict: str) -> None:

@@ -115,8 +115,8 @@ def tile(request, layer: str, z: int, x: int, y: int):
             if kept is not None:
                 # The check and the stamp only: planning the tile's statement
                 # as well would cost a kept tile more than its whole answer.
-                stamp = caller.check_reading(stamp_now)
-                if stamp is not None and stamp == kept[0]:
+                stamp = caller.check(stamp_now)
+                if stamp == kept[0]:  # never None: only stamped tiles are kept
                     data, source, keep = kept[1], "hit", None
             if data is None:
                 verdict, stamp, data = vector.render_gated(
