@@ -58,6 +58,7 @@ import requests
 
 from bench.common import PYTHON, RESULTS, ROOT, database_url, fresh_database, save
 from bench.ogcapi_bench import (
+    SERVER_THREADS,
     Server,
     _safe,
     manage_checked,
@@ -340,8 +341,8 @@ def main() -> int:
     parser.add_argument(
         "--threads",
         type=int,
-        default=4,
-        help="threads per gunicorn worker (4, as make demo runs; 1: sync workers)",
+        default=SERVER_THREADS,
+        help="threads per gunicorn worker (as make demo runs; 1: sync workers)",
     )
     args = parser.parse_args()
 
@@ -375,7 +376,8 @@ def main() -> int:
             config["token"],
             name="load",
             ready_path="/tiles/parcels.json",
-            env={**env, "GUNICORN_CMD_ARGS": f"--threads {args.threads}"},
+            env=env,
+            threads=args.threads,
         )
         worker = Server(
             "load-worker",

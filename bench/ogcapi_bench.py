@@ -520,11 +520,13 @@ def start_ours(
     name: str = "ours",
     ready_path: str = f"{OURS_PATH}?limit=1",
     env: dict | None = None,
+    threads: int = SERVER_THREADS,
 ) -> Server:
     """Start the Django app on the bench DB as ``make demo`` serves it.
 
-    gunicorn with 2 workers of ``SERVER_THREADS`` threads each (gthread: the
-    connection is kept alive between requests, as a browser's is).
+    gunicorn with 2 workers of ``threads`` threads each (gthread: the
+    connection is kept alive between requests, as a browser's is; 1: sync
+    workers).
     """
     env = {
         **os.environ,
@@ -538,7 +540,7 @@ def start_ours(
         [
             str(Path(PYTHON).parent / "gunicorn"), "config.wsgi",
             "--bind", "127.0.0.1:{port}", "--workers", "2", "--timeout", "120",
-            "--threads", str(SERVER_THREADS),
+            "--threads", str(threads),
         ],
         env,
         ROOT,
