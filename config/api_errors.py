@@ -9,7 +9,7 @@ framework's (no login, wrong method, unreadable body).
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
@@ -114,8 +114,4 @@ def page_not_found(request, exception):
     if not request.path.startswith(API_PREFIXES):
         return defaults.page_not_found(request, exception)
     error = NotFound(_("There is nothing at %(path)s."), path=request.path[:200])
-    return JsonResponse(
-        error.body("NotFound"),
-        status=error.status,
-        json_dumps_params={"ensure_ascii": False},
-    )
+    return error.response("NotFound")

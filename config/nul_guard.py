@@ -6,7 +6,7 @@ part of a legitimate code, name or date: refuse it once, here, with the same
 bilingual answer as every other bad parameter.
 """
 
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponseBadRequest
 from django.utils.translation import gettext_lazy as _
 
 from registry.errors import BadQuery
@@ -31,11 +31,7 @@ class RefuseNulMiddleware:
         )
         if not request.path.startswith(JSON_PREFIXES):
             return HttpResponseBadRequest(error.bilingual)
-        return JsonResponse(
-            error.body("InvalidParameterValue"),
-            status=error.status,
-            json_dumps_params={"ensure_ascii": False},
-        )
+        return error.response("InvalidParameterValue")
 
 
 def _nul_in(request) -> str | None:

@@ -9,7 +9,6 @@ every other one is answered: JSON under the APIs, a page elsewhere, in both
 languages and with its own status.
 """
 
-from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
 from config.api_errors import API_PREFIXES
@@ -44,11 +43,7 @@ class UploadRefusalMiddleware:
             request.POST  # noqa: B018 -- reading it is the point
         except RegistryError as error:
             if request.path.startswith(JSON_PATHS):
-                return JsonResponse(
-                    error.body(),
-                    status=error.status,
-                    json_dumps_params={"ensure_ascii": False},
-                )
+                return error.response()
             return TemplateResponse(
                 request, "refusal.html", {"error": error}, status=error.status
             ).render()

@@ -9,6 +9,7 @@ never exist in one language only.
 from collections.abc import Mapping
 from typing import Any
 
+from django.http import JsonResponse
 from django.utils import translation
 from django.utils.functional import Promise
 
@@ -68,6 +69,14 @@ class RegistryError(Exception):
                 {"code": code_, **error.as_dict()} for code_, error in refusals
             ]
         return body
+
+    def response(self, code: str | None = None):
+        """Return the JSON answer to this refusal (``body``, with its status)."""
+        return JsonResponse(
+            self.body(code),
+            status=self.status,
+            json_dumps_params={"ensure_ascii": False},
+        )
 
 
 def _render_params(params: Mapping[str, Any]) -> dict[str, str]:

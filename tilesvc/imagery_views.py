@@ -39,7 +39,7 @@ from registry.models import Project
 from tilesvc import imagery, tasks
 from tilesvc.lane import in_tile_lane
 from tilesvc.models import Orthophoto
-from tilesvc.readers import refusal, tile_reader
+from tilesvc.readers import tile_reader
 
 TILE_MAX_AGE_S = 24 * 3600
 TILEJSON_MAX_AGE_S = 300
@@ -257,7 +257,7 @@ def status(request, pk: int):
     try:
         orthophoto = _readable(request, pk)
     except RegistryError as error:
-        return refusal(error)
+        return error.response()
     return JsonResponse(
         status_document(request, orthophoto),
         json_dumps_params={"ensure_ascii": False},
@@ -315,7 +315,7 @@ def tile(request, pk: int, z: int, x: int, y: int, img_format: str):
             orthophoto, z=z, x=x, y=y, img_format=img_format
         )
     except RegistryError as error:
-        return refusal(error)
+        return error.response()
     if content is None:
         response = HttpResponse(status=204)
     else:
@@ -341,7 +341,7 @@ def tilejson(request, pk: int):
                 known=", ".join(imagery.TILE_FORMATS),
             )
     except RegistryError as error:
-        return refusal(error)
+        return error.response()
     facts = imagery.orthophoto_tileset(orthophoto)
     west, south, east, north = facts.bounds
     document = {

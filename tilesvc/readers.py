@@ -1,4 +1,4 @@
-"""Who may read map tiles, and how a refused tile request is answered.
+"""Who may read map tiles.
 
 Tiles are read by the map pages (a session) and by GIS clients (an API token),
 so both are accepted; either way the user needs a role in the registry. A
@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
-from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import AuthenticationFailed
 
 from registry import access
-from registry.errors import NotLoggedIn, RegistryError
+from registry.errors import NotLoggedIn
 from registry.token_auth import TokenWithRolesAuthentication
 
 READER = "reader"
@@ -116,10 +115,3 @@ class _TokenKey(TokenWithRolesAuthentication):
 
 def _not_logged_in() -> NotLoggedIn:
     return NotLoggedIn(_("Log in, or send an API token, to read map tiles."))
-
-
-def refusal(error: RegistryError) -> JsonResponse:
-    """Return the JSON answer to a refused tile request."""
-    return JsonResponse(
-        error.body(), status=error.status, json_dumps_params={"ensure_ascii": False}
-    )

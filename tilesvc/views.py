@@ -21,7 +21,7 @@ from registry import query_params
 from registry.errors import BadQuery, NotFound, RegistryError
 from tilesvc import cache, keeper, vector
 from tilesvc.lane import in_tile_lane
-from tilesvc.readers import Caller, refusal, tile_reader
+from tilesvc.readers import Caller, tile_reader
 
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def tile(request, layer: str, z: int, x: int, y: int):
             # ETag that never matches.
             etag = cache.etag_of(key, stamp) if stamp else uuid.uuid4().hex
     except RegistryError as error:
-        return refusal(error)
+        return error.response()
     quoted = f'"{etag}"'
     if quoted in request.headers.get("If-None-Match", ""):
         response = _TileResponse(status=304)
@@ -182,7 +182,7 @@ def tilejson(request, layer: str):
         spec = _layer(layer)
         filters = _filters(request, spec)
     except RegistryError as error:
-        return refusal(error)
+        return error.response()
     template = request.build_absolute_uri(
         reverse("tile", args=[spec.id, 0, 0, 0]).replace("/0/0/0.mvt", "")
     )
