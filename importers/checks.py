@@ -136,14 +136,7 @@ def geometry(
             )
             ok[i] = False
     multi = np.full(len(present), None, dtype=object)
-    # Plain polygons, the usual case, are wrapped directly; anything else (a
-    # repair's output, collections) goes through the general conversion.
-    plain = ok & (shapely.get_type_id(present) == shapely.GeometryType.POLYGON)
-    if plain.any():
-        multi[plain] = shapely.multipolygons(
-            present[plain], indices=np.arange(int(plain.sum()))
-        )
-    multi[ok & ~plain] = as_multipolygons(present[ok & ~plain])
+    multi[ok] = as_multipolygons(present[ok])
     return multi, ok, problems
 
 
