@@ -1,6 +1,7 @@
 """Shared plumbing of the benchmarks: a scratch database, timed subprocesses."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -96,3 +97,9 @@ def _plain(value):
     if isinstance(value, Run):
         return asdict(value)
     raise TypeError(type(value))
+
+
+def percentile(values, q: float) -> float:
+    """Return the nearest-rank percentile ``q`` (0–100) of ``values``."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]

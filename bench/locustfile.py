@@ -9,13 +9,18 @@ same every time.
 """
 
 import json
-import math
 import os
 import random
+import sys
 from collections import Counter
 from pathlib import Path
 
 from locust import FastHttpUser, between, events, task
+
+# locust puts only this folder on the path; the project's for bench.common.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import percentile
 
 CONFIG = json.loads(Path(os.environ["LOAD_CONFIG"]).read_text())
 API = {"Authorization": f"Token {CONFIG['token']}"}
@@ -95,17 +100,12 @@ def _save_cache_outcomes(environment, **kwargs) -> None:
     if out:
         in_server = {
             name: {
-                "p50_ms": _percentile(times, 50),
-                "p95_ms": _percentile(times, 95),
-                "p99_ms": _percentile(times, 99),
+                "p50_ms": percentile(times, 50),
+                "p95_ms": percentile(times, 95),
+                "p99_ms": percentile(times, 99),
             }
             for name, times in IN_SERVER_MS.items()
         }
         Path(out).write_text(
             json.dumps({"seen": dict(CACHE_SEEN), "in_server": in_server}, indent=2)
         )
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]

@@ -77,6 +77,7 @@ from bench.common import (
     database_url,
     fresh_database,
     manage,
+    percentile,
     save,
 )
 
@@ -165,8 +166,7 @@ class Endpoint:
 
     def percentile(self, q: float) -> float:
         """Return the nearest-rank percentile ``q`` (0–100) of the timings."""
-        ordered = sorted(self.times_ms)
-        return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+        return percentile(self.times_ms, q)
 
 
 class Server:

@@ -31,7 +31,6 @@ over 500 KB. Results go to ``var/bench/tiles.json`` and are printed as Markdown.
 
 import argparse
 import http.client
-import math
 import os
 import random
 import shutil
@@ -46,7 +45,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS, ROOT, save
+from bench.common import RESULTS, ROOT, percentile, save
 from bench.ogcapi_bench import bench_token, prepare_database, start_ours
 
 ZOOMS = range(12, 18)
@@ -105,12 +104,6 @@ def get_tile(conn: http.client.HTTPConnection, path: str, headers: dict):
     timing = response.getheader("Server-Timing", "")
     server_ms = float(timing.split("dur=")[1].split(";")[0]) if "dur=" in timing else 0
     return response.status, body, server_ms, response.getheader("X-Tile-Cache")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Return the nearest-rank percentile ``q`` (0–100)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def tile_sizes(conn, vector) -> dict[int, dict]:
