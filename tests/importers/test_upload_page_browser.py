@@ -1,6 +1,7 @@
 """The surveyor's upload page in a real headless Chromium, with the real queue."""
 
 import pytest
+from playwright.sync_api import expect
 
 from importers.models import ImportBatch
 from registry.models import Parcel
@@ -35,7 +36,9 @@ def test_a_surveyor_uploads_checks_and_commits_a_gbk_shapefile(
     assert "排队中" in page.inner_text("#batch-state")
 
     outside_the_browser(run_worker)
-    page.reload()
+    # The page reloads itself every 2 s while the batch runs (a reload of our
+    # own could be cut short by it): wait for it to show the outcome.
+    expect(page.locator("#batch-state")).to_have_text("已检查，可提交", timeout=15_000)
     assert page.inner_text("#batch-state") == "已检查，可提交"
     assert "原村民 张三 / 红坳村" in page.inner_text("table.projects >> nth=1")
     page.screenshot(path=ARTIFACTS / "import-checked.png", full_page=True)
@@ -44,7 +47,7 @@ def test_a_surveyor_uploads_checks_and_commits_a_gbk_shapefile(
     page.click("#commit")
     page.wait_for_load_state("networkidle")
     outside_the_browser(run_worker)
-    page.reload()
+    expect(page.locator("#batch-state")).to_have_text("已提交", timeout=15_000)
     assert page.inner_text("#batch-state") == "已提交"
     assert page.inner_text("#batch-counts") == "6 / 0 / 0"
     page.screenshot(path=ARTIFACTS / "import-committed.png", full_page=True)
