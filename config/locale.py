@@ -11,12 +11,16 @@ from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 
 
+def chosen_language(cookies) -> str:
+    """Return the language from the switcher's cookie, else ``LANGUAGE_CODE``."""
+    chosen = cookies.get(settings.LANGUAGE_COOKIE_NAME, "")
+    supported = {code for code, _name in settings.LANGUAGES}
+    return chosen if chosen in supported else settings.LANGUAGE_CODE
+
+
 def activate_chosen_language(request) -> None:
     """Activate the language from the switcher's cookie, else ``LANGUAGE_CODE``."""
-    chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
-    supported = {code for code, _name in settings.LANGUAGES}
-    language = chosen if chosen in supported else settings.LANGUAGE_CODE
-    translation.activate(language)
+    translation.activate(chosen_language(request.COOKIES))
     request.LANGUAGE_CODE = translation.get_language()
 
 

@@ -43,6 +43,9 @@ class TileLaneMiddleware:
         if match is None:
             return self.get_response(request)
         request.resolver_match = match
+        # The host check CommonMiddleware would make (a DisallowedHost is
+        # Django's 400), so that no tile is answered to a host not allowed.
+        request.get_host()
         activate_chosen_language(request)
         response = match.func(request, *match.args, **match.kwargs)
         # What the skipped middleware would have added that a client uses: the

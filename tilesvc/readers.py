@@ -64,14 +64,21 @@ class Caller:
         """Return the caller of ``request``; refuse one with neither credential."""
         user = request.user
         if user.is_authenticated:
-            return cls(_BY_ID, (user.pk,))
-        try:
-            key = _TokenKey().authenticate(request)
-        except AuthenticationFailed:
-            key = None
+            return cls.by_user(user.pk)
+        key = token_key(request)
         if key is None:
             raise _not_logged_in()
-        return cls(_BY_TOKEN, (key[1],))
+        return cls.by_token(key)
+
+    @classmethod
+    def by_user(cls, pk: int) -> "Caller":
+        """Return the caller logged in as user ``pk``."""
+        return cls(_BY_ID, (pk,))
+
+    @classmethod
+    def by_token(cls, key: str) -> "Caller":
+        """Return the caller sending API token ``key`` (not yet checked)."""
+        return cls(_BY_TOKEN, (key,))
 
     @property
     def gate(self) -> tuple[str, tuple, str]:
@@ -103,6 +110,19 @@ class Caller:
         if verdict == _NO_ROLE:
             access.refuse_unless_reader(access.Grants())  # the one wording
         raise _not_logged_in()
+
+
+def token_key(request) -> str | None:
+    """Return the API token sent with ``request`` by DRF's header rules, or None.
+
+    None also for a malformed ``Authorization: Token`` header (DRF would refuse
+    it; so does the check, for want of a token).
+    """
+    try:
+        found = _TokenKey().authenticate(request)
+    except AuthenticationFailed:
+        return None
+    return None if found is None else found[1]
 
 
 class _TokenKey(TokenWithRolesAuthentication):

@@ -8,6 +8,8 @@ Chinese and English.
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 from django.contrib.auth.decorators import login_not_required
@@ -73,14 +75,21 @@ class _TileResponse(HttpResponse):
     keep = None
 
     def close(self):
-        """Keep the tile (a failure only costs a redraw), then finish."""
+        """Keep the tile, then finish."""
         try:
-            if self.keep is not None:
-                self.keep()
-        except Exception:
-            log.exception("could not keep a tile in the cache")
+            keep_sent(self.keep)
         finally:
             super().close()
+
+
+def keep_sent(keep: Callable[[], object] | None) -> None:
+    """Keep a tile that has been sent (``Reply.keep``); a failure costs a redraw."""
+    if keep is None:
+        return
+    try:
+        keep()
+    except Exception:
+        log.exception("could not keep a tile in the cache")
 
 
 @in_tile_lane  # answered straight after the session and user middleware
@@ -89,77 +98,121 @@ class _TileResponse(HttpResponse):
 def tile(request, layer: str, z: int, x: int, y: int):
     """Return one vector tile (204 when nothing is there).
 
-    A tile not kept is drawn by the statement that also checks the caller and
-    reads the tile's current stamp; a kept one is served after a statement
-    that checks the caller and its stamp (``tilesvc.cache``), and drawn again
-    by a second one if a change has made it stale.
+    Most tiles are answered before Django by ``tilesvc.front`` with the same
+    ``reply``; this view answers the rest, refusals and mistakes included.
     """
     started = time.perf_counter()
     try:
         caller = Caller.of(request)  # no query yet, but no credentials: 401
         try:
-            spec, filters = _tile_asked(request, layer, z, x, y)
+            spec, filters = tile_asked(request, layer, z, x, y)
         except RegistryError:
             caller.check()  # without a role, not even what is wrong is said
             raise
-        if z < spec.minzoom:
-            caller.check()
-            data, etag, source, keep = b"", "empty", "none", None
-            looked_up = drawn = time.perf_counter()
-        else:
-            key = cache.entry_key(spec, z, x, y, filters)
-            kept = cache.get(key)
-            looked_up = time.perf_counter()
-            stamp_now = cache.stamp_query(spec, z, x, y)
-            data = None
-            if kept is not None:
-                # The check and the stamp only: planning the tile's statement
-                # as well would cost a kept tile more than its whole answer.
-                stamp = caller.check(stamp_now)
-                if stamp == kept[0]:  # never None: only stamped tiles are kept
-                    data, source, keep = kept[1], "hit", None
-            if data is None:
-                verdict, stamp, data = vector.render_gated(
-                    caller.gate, stamp_now, spec, z, x, y, filters
-                )
-                caller.admit(verdict)
-                source = "miss"
-                keep = partial(keeper.keep, key, stamp, data) if stamp else None
-            drawn = time.perf_counter()
-            # No stamp (a layer without an epoch yet): nothing is kept, and an
-            # ETag that never matches.
-            etag = cache.etag_of(key, stamp) if stamp else uuid.uuid4().hex
+        answer = reply(
+            caller, spec, z, x, y, filters, request.headers.get("If-None-Match", "")
+        )
     except RegistryError as error:
         return error.response()
-    quoted = f'"{etag}"'
-    if quoted in request.headers.get("If-None-Match", ""):
-        response = _TileResponse(status=304)
-    elif not data:
-        response = _TileResponse(status=204)
-    else:
-        response = _TileResponse(data, content_type=MEDIA_TYPE)
-    response.keep = keep
-    response["ETag"] = quoted
-    # Tiles change whenever a parcel under them does: the browser keeps them but
-    # asks each time (answered by a 304 when nothing changed). Private: the
-    # tiles are behind a login.
-    response["Cache-Control"] = "private, no-cache"
-    response["X-Tile-Cache"] = source
-    # Time spent in the view, and in its parts (finding the kept copy; then the
-    # one statement that checks the caller and the stamp, and draws a miss),
-    # for the benchmark and for the browser's network panel. Keeping a drawn
-    # tile happens after the response has been sent.
-    ms = 1000
-    response["Server-Timing"] = (
-        f'tile;dur={(time.perf_counter() - started) * ms:.2f};desc="{source}", '
-        f"lookup;dur={(looked_up - started) * ms:.2f}, "
-        f"{'render' if source == 'miss' else 'access'};"
-        f"dur={(drawn - looked_up) * ms:.2f}"
-    )
+    response = _TileResponse(answer.body, status=answer.status)
+    for name, value in answer.headers(started):
+        response[name] = value
+    response.keep = answer.keep
     return response
 
 
-def _tile_asked(request, layer: str, z: int, x: int, y: int):
+@dataclass(frozen=True)
+class Reply:
+    """A tile's answer: status, body, its own headers, and how to keep it."""
+
+    status: int
+    body: bytes
+    etag: str
+    source: str
+    """``hit`` (a kept copy), ``miss`` (drawn now) or ``none`` (below minzoom)."""
+    keep: Callable[[], object] | None
+    marks: tuple[float, float]
+    """When the kept copy had been looked for, and when the tile was ready."""
+
+    def headers(self, started: float) -> list[tuple[str, str]]:
+        """Return the tile's headers, with the time spent since ``started``."""
+        looked_up, drawn = self.marks
+        ms = 1000
+        return [
+            ("Content-Type", MEDIA_TYPE),
+            ("ETag", f'"{self.etag}"'),
+            # Tiles change whenever a parcel under them does: the browser keeps
+            # them but asks each time (answered by a 304 when nothing changed).
+            # Private: the tiles are behind a login.
+            ("Cache-Control", "private, no-cache"),
+            ("X-Tile-Cache", self.source),
+            # Time spent on the tile, and in its parts (finding the kept copy;
+            # then the one statement that checks the caller and the stamp, and
+            # draws a miss), for the benchmark and the browser's network panel.
+            # Keeping a drawn tile happens after the response has been sent.
+            (
+                "Server-Timing",
+                f"tile;dur={(time.perf_counter() - started) * ms:.2f};"
+                f'desc="{self.source}", '
+                f"lookup;dur={(looked_up - started) * ms:.2f}, "
+                f"{'render' if self.source == 'miss' else 'access'};"
+                f"dur={(drawn - looked_up) * ms:.2f}",
+            ),
+        ]
+
+
+def reply(
+    caller: Caller,
+    spec: vector.Layer,
+    z: int,
+    x: int,
+    y: int,
+    filters: dict[str, list[str]],
+    if_none_match: str,
+) -> Reply:
+    """Check the caller and answer with the tile: kept, drawn, or not modified.
+
+    A tile not kept is drawn by the statement that also checks the caller and
+    reads the tile's current stamp; a kept one is served after a statement
+    that checks the caller and its stamp (``tilesvc.cache``), and drawn again
+    by a second one if a change has made it stale. A refused caller raises
+    the refusal (``RegistryError``).
+    """
+    if z < spec.minzoom:
+        caller.check()
+        data, etag, source, keep = b"", "empty", "none", None
+        looked_up = drawn = time.perf_counter()
+    else:
+        key = cache.entry_key(spec, z, x, y, filters)
+        kept = cache.get(key)
+        looked_up = time.perf_counter()
+        stamp_now = cache.stamp_query(spec, z, x, y)
+        data = None
+        if kept is not None:
+            # The check and the stamp only: planning the tile's statement as
+            # well would cost a kept tile more than its whole answer.
+            stamp = caller.check(stamp_now)
+            if stamp == kept[0]:  # never None: only stamped tiles are kept
+                data, source, keep = kept[1], "hit", None
+        if data is None:
+            verdict, stamp, data = vector.render_gated(
+                caller.gate, stamp_now, spec, z, x, y, filters
+            )
+            caller.admit(verdict)
+            source = "miss"
+            keep = partial(keeper.keep, key, stamp, data) if stamp else None
+        drawn = time.perf_counter()
+        # No stamp (a layer without an epoch yet): nothing is kept, and an ETag
+        # that never matches.
+        etag = cache.etag_of(key, stamp) if stamp else uuid.uuid4().hex
+    if f'"{etag}"' in if_none_match:
+        status, data = 304, b""
+    else:
+        status = 200 if data else 204
+    return Reply(status, data, etag, source, keep, (looked_up, drawn))
+
+
+def tile_asked(request, layer: str, z: int, x: int, y: int):
     """Return the layer and filters asked for, or refuse a tile that is not one."""
     spec = _layer(layer)
     if not 0 <= z <= spec.maxzoom or not (0 <= x < 2**z and 0 <= y < 2**z):
