@@ -10,7 +10,7 @@ users (``--users``). In one run:
    session, and a project ``LOAD`` on a square of land with no parcel yet (found
    with SQL in the service area's margin outside the district, so that the
    import's overlap checks accept it);
-3. the app served as ``make demo`` serves it: gunicorn, 2 workers of 4 threads
+3. the app served as ``make demo`` serves it: granian, 2 workers of 4 threads
    (``--threads``), plus one procrastinate worker; an empty tile cache of its own;
 4. what the users ask, drawn with a fixed seed from the database: 60 tiles
    (z14–z17) around random parcels, asked once before the run so that they are
@@ -342,7 +342,7 @@ def main() -> int:
         "--threads",
         type=int,
         default=SERVER_THREADS,
-        help="threads per gunicorn worker (as make demo runs; 1: sync workers)",
+        help="Python threads per server worker (4 as make demo runs)",
     )
     args = parser.parse_args()
 
@@ -465,7 +465,7 @@ def main() -> int:
         "database": _safe(url),
         "users": args.users,
         "run_time": args.run_time,
-        "server": f"gunicorn, 2 workers × {args.threads} thread(s); 1 "
+        "server": f"granian, 2 workers × {args.threads} thread(s); 1 "
         "procrastinate worker",
         "kinds": figures,
         "total": total,

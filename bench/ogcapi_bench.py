@@ -15,7 +15,7 @@ database given with ``--database``), in one run:
    are timed on the same boxes:
 
    - **ours**: ``GET /ogcapi/collections/parcels/items`` of the Django app under
-     gunicorn (2 workers), authenticated with a DRF token of a bench user
+     granian (2 workers), authenticated with a DRF token of a bench user
      (``bench-planner``, a superuser, made in the database if missing). It has
      no property selection, so it answers with its full set of properties
      (labels and project included): its bodies are the largest;
@@ -26,7 +26,7 @@ database given with ``--database``), in one run:
    - **pygeoapi** (the newest release from 0.21 to 0.24 that installs on the
      interpreter, in its own venv under ``var/bench/``) with its PostgreSQL
      provider on the same table, storage CRS EPSG:4547, the same five
-     properties, under gunicorn (2 workers); see ``bench/pygeoapi_axis.py`` for
+     properties, under granian (2 workers); see ``bench/pygeoapi_axis.py`` for
      the one fix its provider needs for this CRS;
 
 3. each box is asked once to warm up and to check every answer: as many
@@ -36,11 +36,11 @@ database given with ``--database``), in one run:
    the box. Then each box is asked ``--rounds`` times (3) more, the
    endpoints interleaved box by box so that a busy machine slows all of them
    alike. The client is plain sequential ``http.client`` on the loopback
-   (both servers run gunicorn's gthread workers, as ``make demo`` does, which
-   keep the connection alive between requests). A latency is the
+   (both servers run under granian, 2 workers × 4 threads, as ``make demo``
+   serves ours, which keeps the connection alive between requests). A latency is the
    round trip until the last byte of the body has been read;
 4. p50 and p95 per endpoint, the ratio to raw SQL, and the peak RSS of each
-   server (the sum of ``VmHWM`` of the gunicorn master and its workers, read
+   server (the sum of ``VmHWM`` of the server's main process and its workers, read
    just before it is stopped) are printed as a Markdown table and saved to
    ``var/bench/ogcapi.json``. The targets: ours ≤ 1.3× raw SQL, and faster than
    pygeoapi.
@@ -94,7 +94,7 @@ PYGEOAPI_REQUIREMENTS = [
     "pygeoapi>=0.21,<0.25",
     "GeoAlchemy2",
     "psycopg2-binary",
-    "gunicorn",
+    "granian>=2.5,<3",
 ]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 STORAGE_CRS = "http://www.opengis.net/def/crs/EPSG/0/4547"
@@ -170,7 +170,7 @@ class Endpoint:
 
 
 class Server:
-    """A gunicorn server started by the benchmark, in its own session."""
+    """A web server started by the benchmark, in its own session."""
 
     def __init__(
         self, name: str, command: list[str], env: dict, cwd: Path, port: int
@@ -252,7 +252,7 @@ def free_port() -> int:
 
 
 def _children(pid: int) -> list[int]:
-    """Return the ids of the direct children of ``pid`` (gunicorn's workers)."""
+    """Return the ids of the direct children of ``pid`` (the server's workers)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -524,9 +524,8 @@ def start_ours(
 ) -> Server:
     """Start the Django app on the bench DB as ``make demo`` serves it.
 
-    gunicorn with 2 workers of ``threads`` threads each (gthread: the
-    connection is kept alive between requests, as a browser's is; 1: sync
-    workers).
+    granian with 2 workers of ``threads`` Python threads each (the connection
+    is kept alive between requests, as a browser's is).
     """
     env = {
         **os.environ,
@@ -538,9 +537,9 @@ def start_ours(
     server = Server(
         name,
         [
-            str(Path(PYTHON).parent / "gunicorn"), "config.wsgi",
-            "--bind", "127.0.0.1:{port}", "--workers", "2", "--timeout", "120",
-            "--threads", str(threads),
+            str(Path(PYTHON).parent / "granian"), "--interface", "wsgi",
+            "config.wsgi:application", "--host", "127.0.0.1", "--port", "{port}",
+            "--workers", "2", "--blocking-threads", str(threads),
         ],
         env,
         ROOT,
@@ -559,7 +558,7 @@ def pygeoapi_venv(venv: Path, python: str) -> tuple[Path, str]:
     bin_dir = venv / "bin"
     probe = [
         str(bin_dir / "python"), "-c",
-        "import gunicorn, geoalchemy2, psycopg2, pygeoapi.provider.sql, pygeoapi;"
+        "import granian, geoalchemy2, psycopg2, pygeoapi.provider.sql, pygeoapi;"
         "print(pygeoapi.__version__)",
     ]  # fmt: skip
     env = _pygeoapi_env()
@@ -662,7 +661,7 @@ def pygeoapi_config(url: str, port: int, extent: list[float]) -> dict:
 def start_pygeoapi(
     url: str, venv: Path, python: str, extent: list[float]
 ) -> tuple[Server, str]:
-    """Configure pygeoapi (config, OpenAPI document) and start it under gunicorn."""
+    """Configure pygeoapi (config, OpenAPI document) and start it under granian."""
     bin_dir, version = pygeoapi_venv(venv, python)
     port = free_port()
     config = RESULTS / "pygeoapi-config.yml"
@@ -689,9 +688,9 @@ def start_pygeoapi(
     server = Server(
         "pygeoapi",
         [
-            str(bin_dir / "gunicorn"), "pygeoapi.flask_app:APP",
-            "--bind", "127.0.0.1:{port}", "--workers", "2", "--timeout", "120",
-            "--threads", str(SERVER_THREADS),
+            str(bin_dir / "granian"), "--interface", "wsgi",
+            "pygeoapi.flask_app:APP", "--host", "127.0.0.1", "--port", "{port}",
+            "--workers", "2", "--blocking-threads", str(SERVER_THREADS),
         ],
         env,
         RESULTS,

@@ -12,7 +12,8 @@ loaded once and reused, as the OGC API benchmark does), in one run:
    statement wraps this one in the caller's check (``vector.gated_tile_sql``),
    so the check is counted against ours;
 3. **ours, uncached**: ``GET /tiles/parcels/{z}/{x}/{y}.mvt`` with an API token
-   of the app under gunicorn (2 workers) with a tile cache of its own, emptied
+   of the app under granian (2 workers × 4 threads, as ``make demo`` serves it)
+   with a tile cache of its own, emptied
    before each of ``--rounds`` (5) rounds, so every request renders (the server
    keeps a drawn tile after sending it, so the round waits a moment before
    emptying). Raw SQL and ours are interleaved tile by tile, taking turns at

@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn config.wsgi): Django, with vector tiles in front."""
+"""WSGI entry point (``granian config.wsgi:application``): Django, tiles in front."""
 
 import os
 

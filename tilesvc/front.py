@@ -179,17 +179,22 @@ class TileFront:
         return user
 
 
-class _Body(list):
+class _Body:
     """A tile's body that keeps a drawn tile once it has been sent.
 
     The WSGI server calls ``close`` after the last byte, as with Django's
     responses (``views._TileResponse``): the tile is handed to the process's
-    writer, and the request's end is signalled (database connections).
+    writer, and the request's end is signalled (database connections). Not a
+    list: a server may send a list without asking whether it has a ``close``.
     """
 
     def __init__(self, data: bytes, keep):
-        super().__init__([data] if data else [])
+        self.chunks = (data,) if data else ()
         self.keep = keep
+
+    def __iter__(self):
+        """Yield the tile's bytes (nothing for an empty tile)."""
+        return iter(self.chunks)
 
     def close(self):
         """Keep the tile, then end the request."""
