@@ -4,8 +4,8 @@ A map view asks for dozens of tiles at once and hundreds while panning, and
 most of them are plain answers: a reader, a tile that exists, a kept copy or
 one drawn now. For those, Django's handler, URL resolver, request and response
 objects and middleware hooks cost as much as reading the kept tile (measured
-under gunicorn on the ×100 demo: a kept tile 3.7 ms at the client through
-Django, 1.7 ms here; see the README's tile figures). So ``TileFront`` wraps
+under gunicorn on the ×100 demo: a kept tile 3.2–3.7 ms at the client through
+Django, 1.8–2.4 ms here; see the README's tile figures). So ``TileFront`` wraps
 Django's WSGI application (``config/wsgi.py``) and answers GET and HEAD of
 ``/tiles/{layer}/{z}/{x}/{y}.mvt`` itself, with the view's own parts: the
 caller (``tilesvc.readers.Caller``, checked in the tile's statement), what is

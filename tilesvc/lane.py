@@ -1,4 +1,8 @@
-"""A short lane through the middleware for map tiles.
+"""A short lane through the middleware for map tiles that reach Django.
+
+Most vector tiles are answered before Django by ``tilesvc.front``; the rest —
+refusals, mistakes, orthophoto tiles, and every tile asked through Django's
+test client — come here.
 
 A map view asks for dozens of tiles at once and hundreds while panning, so the
 work Django does around each one counts: the full middleware stack costs about
