@@ -47,7 +47,7 @@ setup: system venv messages migrate static
 # itself when the database restarts). granian (a Rust HTTP server) keeps
 # browsers' connections alive and hands requests to 4 Python threads per worker,
 # so cached tiles are answered while a thread waits on the database; it costs a
-# tile half of what gunicorn's gthread workers did (README, "Vector tiles").
+# tile half of what gunicorn's gthread workers did (README, "Tile performance").
 demo: setup
 	$(MANAGE) load_demo --scale $(SCALE)
 	@echo "Serving on http://$(HOST):$(PORT)/ (admin: /admin/). Ctrl-C stops."

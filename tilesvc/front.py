@@ -36,7 +36,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model
 from django.core import signals
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, SuspiciousOperation
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse
 from django.middleware.security import SecurityMiddleware
@@ -45,12 +45,12 @@ from django.utils.crypto import constant_time_compare
 from config.locale import chosen_language
 from registry.errors import RegistryError
 from tilesvc import views
+from tilesvc.lane import NO_BODY, SAFE_METHODS
 from tilesvc.readers import Caller, token_key
 
 # tilesvc/urls.py's ``tile`` route under ``/tiles/`` (str and int converters);
 # tests/tilesvc/test_front.py holds the two to each other.
 TILE_PATH = re.compile(r"/tiles/([^/]+)/([0-9]+)/([0-9]+)/([0-9]+)\.mvt")
-SAFE_METHODS = ("GET", "HEAD")
 STATUS_LINES = {200: "200 OK", 204: "204 No Content", 304: "304 Not Modified"}
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,12 @@ class TileFront:
     def __init__(self, app: WSGIHandler):
         self.app = app
         self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
-        # The security middleware's headers (not its content type: the tile
-        # has its own), by whether the request is secure: HSTS goes over HTTPS
-        # only. The middleware reads its settings once, as in Django's stack.
+        # The security middleware's redirect setting and headers (not its
+        # content type: the tile has its own), by whether the request is
+        # secure: HSTS goes over HTTPS only. The middleware reads its settings
+        # once, at start, as in Django's stack; so does this front.
         security = SecurityMiddleware(_unused)
+        self.redirects_to_https = security.redirect
         self.security_headers = {
             secure: tuple(
                 (name, value)
@@ -75,8 +77,6 @@ class TileFront:
             )
             for secure in (False, True)
         }
-        self.by_scheme = self.security_headers[False] != self.security_headers[True]
-        self.saves_sessions = settings.SESSION_SAVE_EVERY_REQUEST
 
     def __call__(self, environ, start_response):
         """Answer a plain tile request here, or hand it to Django."""
@@ -84,7 +84,9 @@ class TileFront:
         if (
             match is None
             or environ.get("REQUEST_METHOD") not in SAFE_METHODS
-            or "%00" in environ.get("QUERY_STRING", "")  # Django says why not
+            # A NUL would reach PostgreSQL as an error: Django's NUL guard
+            # refuses it, saying so in both languages.
+            or "%00" in environ.get("QUERY_STRING", "")
         ):
             return self.app(environ, start_response)
         started = time.perf_counter()
@@ -93,6 +95,8 @@ class TileFront:
         signals.request_started.send(sender=self.__class__, environ=environ)
         try:
             answer = self._answer(WSGIRequest(environ), match, started)
+        except SuspiciousOperation:  # too many query fields, say: Django's 400
+            answer = None
         except Exception:
             # Django answers it (a 500 it logs, or a database back by then);
             # logged here too, since the front should never fail on its own.
@@ -102,13 +106,17 @@ class TileFront:
             signals.request_finished.send(sender=self.__class__)
             return self.app(environ, start_response)
         status, headers, body = answer
-        start_response(status, headers)
+        try:
+            start_response(status, headers)
+        except BaseException:
+            body.close()  # the request ends here all the same
+            raise
         return body
 
     def _answer(self, request: WSGIRequest, match, started: float):
         """Return (status line, headers, body), or None for Django to answer."""
         secure = request.is_secure()
-        if settings.SECURE_SSL_REDIRECT and not secure:
+        if self.redirects_to_https and not secure:
             return None
         try:
             request.get_host()  # ALLOWED_HOSTS
@@ -133,10 +141,14 @@ class TileFront:
             return None
         headers = [
             *reply.headers(started),
-            ("Content-Length", str(len(reply.body))),
+            *(
+                [("Content-Length", str(len(reply.body)))]
+                if reply.status not in NO_BODY
+                else []
+            ),
             ("Vary", "Cookie"),
             ("Content-Language", chosen_language(request.COOKIES)),
-            *self.security_headers[secure if self.by_scheme else False],
+            *self.security_headers[secure],
         ]
         return STATUS_LINES[reply.status], headers, _Body(reply.body, reply.keep)
 
@@ -146,7 +158,7 @@ class TileFront:
         if key is None:
             token = token_key(request)
             return None if token is None else Caller.by_token(token)
-        if self.saves_sessions:  # a session saved with every answer: Django's
+        if settings.SESSION_SAVE_EVERY_REQUEST:  # saved with every answer: Django's
             return None
         user = self._session_user(key)
         return None if user is None else Caller.by_user(user.pk)
@@ -216,4 +228,5 @@ class _Scheme:
 
 
 def _unused(request):
+    """Stand in for the rest of the stack, which the front never calls."""
     raise AssertionError("only the middleware's response hook is used")

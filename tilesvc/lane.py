@@ -10,7 +10,8 @@ as much as drawing a small tile (measured under gunicorn, time in the WSGI
 app: 3.6 ms per cached tile with every middleware, 2.8 ms with only those that
 run before this one). A tile needs the
 security headers, the session and the user (a map page's own login), and the
-NUL guard — all of which run before this middleware — and nothing after it:
+NUL guard — all of which run before this middleware —, the host check (made
+here) and nothing else:
 the tile views check their caller themselves (session or API token, a role in
 the registry), write nothing, answer only GET and HEAD, and say what is wrong
 in both languages whatever the active one.
@@ -27,6 +28,7 @@ from config.locale import activate_chosen_language
 
 PREFIXES = ("/tiles/", "/imagery/")
 SAFE_METHODS = ("GET", "HEAD")
+NO_BODY = (204, 304)  # statuses that carry no body, nor its length
 
 
 def in_tile_lane(view):
@@ -53,11 +55,16 @@ class TileLaneMiddleware:
         activate_chosen_language(request)
         response = match.func(request, *match.args, **match.kwargs)
         # What the skipped middleware would have added that a client uses: the
-        # length (CommonMiddleware; without it the body goes chunked) and the
-        # language of any message (the locale middleware, from the cookie).
+        # length (CommonMiddleware; without it the body goes chunked; never on
+        # a 204 or 304, RFC 9110 §8.6) and the language of any message (the
+        # locale middleware, from the cookie).
         # "Vary: Cookie" comes from the session middleware: every tile view
         # reads the session's user.
-        if not response.streaming and not response.has_header("Content-Length"):
+        if (
+            not response.streaming
+            and response.status_code not in NO_BODY
+            and not response.has_header("Content-Length")
+        ):
             response["Content-Length"] = str(len(response.content))
         response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)
         return response

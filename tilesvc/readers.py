@@ -52,7 +52,7 @@ class Caller:
 
     ``sql`` selects one row with one column, ``verdict``; ``admit`` turns it
     into a refusal unless it is ``READER``. The same check as ``tile_reader``:
-    a session's user (Django has read it) or an API token (DRF's header rules),
+    a session's user (as Django reads it) or an API token (DRF's header rules),
     active, with a role (the SQL function ``tile_caller_verdict``).
     """
 

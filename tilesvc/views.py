@@ -92,7 +92,7 @@ def keep_sent(keep: Callable[[], object] | None) -> None:
         log.exception("could not keep a tile in the cache")
 
 
-@in_tile_lane  # answered straight after the session and user middleware
+@in_tile_lane  # what reaches Django: straight after the session and user middleware
 @login_not_required  # sessions and tokens are checked here; anonymous gets a 401
 @require_safe
 def tile(request, layer: str, z: int, x: int, y: int):

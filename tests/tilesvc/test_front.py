@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 import pytest
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client, RequestFactory
 from django.urls import Resolver404, resolve
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from registry import services
@@ -200,6 +202,7 @@ def test_empty_and_other_tiles_come_from_the_front_alike(ways, planner, path, st
     if status:
         assert by_front.status == status
         assert by_front.body == b""
+        assert "content-length" not in by_front.headers  # RFC 9110 §8.6
     by_front.headers["x-tile-cache"] = by_django.header("X-Tile-Cache")
     assert_alike(by_front, by_django)
 
@@ -216,6 +219,8 @@ def test_filters_and_head_requests_are_answered_in_front(
     assert handed_on == 0 and heads[2] == 0
     assert by_front.body == by_django.body != b""
     assert heads[0].header("ETag") == by_front.header("ETag")
+    heads[0].headers["x-tile-cache"] = heads[1].header("X-Tile-Cache")
+    assert_alike(heads[0], heads[1])  # the server leaves the body out
 
 
 def test_a_tile_the_client_has_is_not_modified(ways, planner, parcel_tile_url):
@@ -229,6 +234,43 @@ def test_a_tile_the_client_has_is_not_modified(ways, planner, parcel_tile_url):
     assert handed_on == 0
     assert by_front.status == "304 Not Modified"
     assert by_front.body == b""
+    assert_alike(by_front, by_django)
+
+
+def test_a_refused_caller_who_knows_the_etag_is_refused_not_told_it_is_current(
+    ways, planner, parcel_tile_url
+):
+    token = Token.objects.create(user=planner)
+    auth = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
+    etag = ways(parcel_tile_url, **auth)[0].header("ETag")
+    token.delete()
+
+    by_front, by_django, handed_on = ways(
+        parcel_tile_url, **auth, HTTP_IF_NONE_MATCH=etag
+    )
+
+    assert handed_on == 1
+    assert by_front.status == "401 Unauthorized"
+    assert_alike(by_front, by_django)
+
+
+def test_https_behind_a_proxy_is_answered_in_front(
+    ways, settings, planner, parcel_tile_url
+):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+    by_front, by_django, handed_on = ways(
+        parcel_tile_url,
+        HTTP_AUTHORIZATION=f"Token {token_of(planner)}",
+        HTTP_X_FORWARDED_PROTO="https",
+    )
+
+    assert handed_on == 0
+    assert by_front.status == "200 OK"
+    assert by_front.header("Strict-Transport-Security") == "max-age=3600"
+    by_front.headers["x-tile-cache"] = "hit"
     assert_alike(by_front, by_django)
 
 
@@ -324,16 +366,20 @@ def inactive(db):
         "revoked token",
         "stale session",
         "password changed since login",
+        "expired session",
+        "no role, by session",
+        "inactive, by session",
         "unknown layer",
         "tile out of range",
         "unknown filter",
         "bad filter value",
         "nul in the query",
+        "too many query fields",
         "host not allowed",
     ],
 )
 def test_what_the_front_cannot_answer_is_djangos(
-    case, ways, planner, outsider, inactive, parcel_tile_url
+    case, ways, planner, outsider, inactive, parcel_tile_url, caplog
 ):
     path, extra = parcel_tile_url, {}
     if case == "unknown token":
@@ -349,6 +395,12 @@ def test_what_the_front_cannot_answer_is_djangos(
         token.delete()
     elif case == "stale session":
         extra["HTTP_COOKIE"] = f"{settings.SESSION_COOKIE_NAME}=nosuchsession"
+    elif case == "expired session":
+        extra["HTTP_COOKIE"] = session_cookie(planner)
+        Session.objects.update(expire_date=timezone.now() - datetime.timedelta(1))
+    elif case in ("no role, by session", "inactive, by session"):
+        user = outsider if case.startswith("no role") else inactive
+        extra["HTTP_COOKIE"] = session_cookie(user)
     elif case == "password changed since login":
         extra["HTTP_COOKIE"] = session_cookie(planner)
         planner.set_password("a new one")
@@ -363,6 +415,7 @@ def test_what_the_front_cannot_answer_is_djangos(
             "unknown filter": "colour=red",
             "bad filter value": "status=nonsense",
             "nul in the query": "project=GM%00",
+            "too many query fields": "&".join(f"f{i}=1" for i in range(1001)),
         }.get(case, "")
         if case == "host not allowed":
             extra["HTTP_HOST"] = "tiles.example.com"
@@ -372,6 +425,7 @@ def test_what_the_front_cannot_answer_is_djangos(
     assert handed_on == 1
     assert by_front.status[:1] == "4"
     assert_alike(by_front, by_django)
+    assert "tile front failed" not in caplog.text  # handed on, not a failure
 
 
 def test_a_session_django_must_update_is_left_to_django(
