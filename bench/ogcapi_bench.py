@@ -36,8 +36,9 @@ database given with ``--database``), in one run:
    the box. Then each box is asked ``--rounds`` times (3) more, the
    endpoints interleaved box by box so that a busy machine slows all of them
    alike. The client is plain sequential ``http.client`` on the loopback
-   (both servers run under granian, 2 workers × 4 threads, as ``make demo``
-   serves ours, which keeps the connection alive between requests). A latency is the
+   (ours under granian as ``make demo`` serves it, pygeoapi under gunicorn's
+   gthread workers, the server its documentation deploys it with; both 2
+   workers × 4 threads, keeping the connection alive between requests). A latency is the
    round trip until the last byte of the body has been read;
 4. p50 and p95 per endpoint, the ratio to raw SQL, and the peak RSS of each
    server (the sum of ``VmHWM`` of the server's main process and its workers, read
@@ -94,7 +95,7 @@ PYGEOAPI_REQUIREMENTS = [
     "pygeoapi>=0.21,<0.25",
     "GeoAlchemy2",
     "psycopg2-binary",
-    "granian>=2.5,<3",
+    "gunicorn",
 ]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 STORAGE_CRS = "http://www.opengis.net/def/crs/EPSG/0/4547"
@@ -558,7 +559,7 @@ def pygeoapi_venv(venv: Path, python: str) -> tuple[Path, str]:
     bin_dir = venv / "bin"
     probe = [
         str(bin_dir / "python"), "-c",
-        "import granian, geoalchemy2, psycopg2, pygeoapi.provider.sql, pygeoapi;"
+        "import gunicorn, geoalchemy2, psycopg2, pygeoapi.provider.sql, pygeoapi;"
         "print(pygeoapi.__version__)",
     ]  # fmt: skip
     env = _pygeoapi_env()
@@ -661,7 +662,7 @@ def pygeoapi_config(url: str, port: int, extent: list[float]) -> dict:
 def start_pygeoapi(
     url: str, venv: Path, python: str, extent: list[float]
 ) -> tuple[Server, str]:
-    """Configure pygeoapi (config, OpenAPI document) and start it under granian."""
+    """Configure pygeoapi (config, OpenAPI document) and start it under gunicorn."""
     bin_dir, version = pygeoapi_venv(venv, python)
     port = free_port()
     config = RESULTS / "pygeoapi-config.yml"
@@ -688,9 +689,9 @@ def start_pygeoapi(
     server = Server(
         "pygeoapi",
         [
-            str(bin_dir / "granian"), "--interface", "wsgi",
-            "pygeoapi.flask_app:APP", "--host", "127.0.0.1", "--port", "{port}",
-            "--workers", "2", "--blocking-threads", str(SERVER_THREADS),
+            str(bin_dir / "gunicorn"), "pygeoapi.flask_app:APP",
+            "--bind", "127.0.0.1:{port}", "--workers", "2", "--timeout", "120",
+            "--threads", str(SERVER_THREADS),
         ],
         env,
         RESULTS,
