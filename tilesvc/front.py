@@ -30,6 +30,7 @@ header and byte for byte, for every kind of caller.
 import logging
 import re
 import time
+from http import HTTPStatus
 from importlib import import_module
 
 from django.conf import settings
@@ -45,13 +46,12 @@ from django.utils.crypto import constant_time_compare
 from config.locale import chosen_language
 from registry.errors import RegistryError
 from tilesvc import views
-from tilesvc.lane import NO_BODY, SAFE_METHODS
+from tilesvc.lane import SAFE_METHODS
 from tilesvc.readers import Caller, token_key
 
 # tilesvc/urls.py's ``tile`` route under ``/tiles/`` (str and int converters);
 # tests/tilesvc/test_front.py holds the two to each other.
 TILE_PATH = re.compile(r"/tiles/([^/]+)/([0-9]+)/([0-9]+)/([0-9]+)\.mvt")
-STATUS_LINES = {200: "200 OK", 204: "204 No Content", 304: "304 Not Modified"}
 log = logging.getLogger(__name__)
 
 
@@ -141,16 +141,12 @@ class TileFront:
             return None
         headers = [
             *reply.headers(started),
-            *(
-                [("Content-Length", str(len(reply.body)))]
-                if reply.status not in NO_BODY
-                else []
-            ),
             ("Vary", "Cookie"),
             ("Content-Language", chosen_language(request.COOKIES)),
             *self.security_headers[secure],
         ]
-        return STATUS_LINES[reply.status], headers, _Body(reply.body, reply.keep)
+        status = f"{reply.status} {HTTPStatus(reply.status).phrase}"
+        return status, headers, _Body(reply.body, reply.keep)
 
     def _caller(self, request: WSGIRequest) -> Caller | None:
         """Return the caller by session or API token, or None (Django decides)."""

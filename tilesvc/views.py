@@ -22,7 +22,7 @@ from django.views.decorators.http import require_safe
 from registry import query_params
 from registry.errors import BadQuery, NotFound, RegistryError
 from tilesvc import cache, keeper, vector
-from tilesvc.lane import in_tile_lane
+from tilesvc.lane import NO_BODY, in_tile_lane
 from tilesvc.readers import Caller, tile_reader
 
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
@@ -138,8 +138,13 @@ class Reply:
         """Return the tile's headers, with the time spent since ``started``."""
         looked_up, drawn = self.marks
         ms = 1000
+        # No length on a 204 or 304, which carry no body (RFC 9110 §8.6).
+        length = (
+            [] if self.status in NO_BODY else [("Content-Length", str(len(self.body)))]
+        )
         return [
             ("Content-Type", MEDIA_TYPE),
+            *length,
             ("ETag", f'"{self.etag}"'),
             # Tiles change whenever a parcel under them does: the browser keeps
             # them but asks each time (answered by a 304 when nothing changed).
