@@ -8,6 +8,8 @@ a Django superuser, so the tests exercise the role itself.
 
 import pytest
 from django.conf import settings
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.db.backends.signals import connection_created
 from django.test import Client
 
@@ -54,6 +56,20 @@ def tile_cache(settings, tmp_path):
             "LOCATION": str(tmp_path / "tile-cache"),
         },
     }
+
+
+@pytest.fixture
+def one_connection():
+    """Let WSGI requests made in-process use the test's connection and transaction.
+
+    Django's test client does the same: a request's start and end would
+    otherwise close the connection the test's rows live in.
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

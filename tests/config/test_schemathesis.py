@@ -17,9 +17,7 @@ hostile cases that matter most are spelt out in tests/**/test_hostile_requests.p
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
@@ -68,18 +66,8 @@ valid = loaded(GenerationMode.POSITIVE)
 invalid = loaded(GenerationMode.NEGATIVE)
 
 
-@pytest.fixture(autouse=True)
-def one_connection():
-    """Let the WSGI requests use the test's connection (and its transaction).
-
-    Django's test client does the same: a request's start and end would
-    otherwise close the connection the test's rows live in.
-    """
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+# The WSGI requests use the test's connection (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_connection")
 
 
 @pytest.fixture

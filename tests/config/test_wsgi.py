@@ -17,37 +17,21 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from registry.workflow import Status
 from tests.factories import ParcelFactory
+from tests.importers.faults import ROOT, free_port, subprocess_env
 from tests.tilesvc.conftest import tile_of
 
-ROOT = Path(__file__).resolve().parents[2]
 GRANIAN = Path(sys.executable).parent / "granian"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def served(transactional_db, tmp_path):
     """Start granian as ``make demo`` does, on the test database; its port."""
-    db = connection.settings_dict
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}"
-            f"/{db['NAME']}"
-        ),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "TILE_CACHE_DIR": str(tmp_path / "tiles"),
-    }
+    env = subprocess_env(tmp_path)
     env.pop("DEBUG", None)
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.test import Client, RequestFactory
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -53,26 +52,19 @@ class CountingApp:
 def call(app, environ: dict) -> Answer:
     """Call a WSGI application as a server would, and read its whole answer.
 
-    As Django's test client does, the database connection is not recycled by
-    the request signals: the test's transaction holds it.
+    Needs ``one_connection``: the test's transaction holds the connection.
     """
     started: dict = {}
 
     def start_response(status, headers, exc_info=None):
         started["status"], started["headers"] = status, headers
 
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
+    body = app(environ, start_response)
     try:
-        body = app(environ, start_response)
-        try:
-            data = b"".join(body)
-        finally:
-            if hasattr(body, "close"):
-                body.close()
+        data = b"".join(body)
     finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+        if hasattr(body, "close"):
+            body.close()
     headers: dict[str, str] = {}
     for name, value in started["headers"]:
         key = name.lower()
@@ -81,7 +73,7 @@ def call(app, environ: dict) -> Answer:
 
 
 @pytest.fixture
-def ways():
+def ways(one_connection):
     """Return a function asking the front and Django alike: (front, Django, app)."""
 
     def ask(path: str, *, method: str = "GET", secure: bool = False, **extra):
@@ -317,7 +309,7 @@ def test_a_status_change_is_seen_at_once_through_the_front(
 
 
 def test_each_answer_in_front_opens_and_ends_one_request(
-    planner, parcel_tile_url, monkeypatch
+    planner, parcel_tile_url, one_connection
 ):
     seen = []
 
